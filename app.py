@@ -1,0 +1,30 @@
+"""facekit home page: what the app does, what each page is for, and the data licences."""
+import streamlit as st
+
+st.set_page_config(page_title="facekit", page_icon=":material/face:", layout="wide")
+
+st.title("facekit")
+st.markdown(
+    """
+Estimate **age, gender and ethnicity** from face photos, see **why** the model said so,
+and measure **how biased** the data and the model are.
+
+| page | what it is for |
+|---|---|
+| **Dataset Explorer** | distributions of age, gender and ethnicity in a dataset, their crossings, imbalance figures, and two datasets side by side |
+
+Every prediction is a probability, and every age comes with an interval: the model is
+wrong sometimes, and more often for some groups than others. Do not use it to make
+decisions about individuals.
+"""
+)
+st.subheader("Data and licences")
+st.markdown(
+    """
+- **UTKFace** (Zhang, Song, Qi, CVPR 2017) is available for **non-commercial research
+  purposes only**; the copyright of the images belongs to their original owners. The
+  shipped model is trained on it, so it inherits that restriction.
+- **FairFace** labels (Kärkkäinen & Joo, WACV 2021): CC BY 4.0.
+- Photos you upload are processed in memory and never stored.
+"""
+)

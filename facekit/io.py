@@ -1,0 +1,130 @@
+"""Open any image safely: EXIF rotation, every mode to RGB, size limits, clear errors.
+
+Everything that reads a photo (CLI, app, batch, readers) comes through ``load_image`` so a
+bad file fails the same way everywhere: an ``ImageError`` whose message a person can act on.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_FILE_BYTES = 50 * 1024 * 1024  # 50 MB, the same as the app's upload limit
+MAX_PIXELS = 60_000_000  # e.g. 9000x6600; larger images are refused before decoding
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image; the message says why in plain words."""
+
+
+def _read_bytes(source: ImageSource, max_bytes: int) -> bytes:
+    if isinstance(source, bytes):
+        data = source
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"no such file: {path}")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageError(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+        data = path.read_bytes()
+    else:
+        data = source.read(max_bytes + 1)
+    if len(data) == 0:
+        raise ImageError("empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageError(f"file is over the {max_bytes / 1e6:.0f} MB limit")
+    return data
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB; transparency is composited on white, 16-bit is rescaled."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I"):  # 16- or 32-bit integer grey, as 16-bit PNGs open
+        array = np.asarray(image, dtype=np.float64)
+        if array.size and array.max() > 255:
+            array = array / 257.0
+        return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), mode="L").convert("RGB")
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        array = (array - low) / (high - low or 1.0) * 255.0
+        return Image.fromarray(array.astype(np.uint8), mode="L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    max_bytes: int = MAX_FILE_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
+    """Decode ``source`` (path, bytes, file object, PIL image or HxWx3 array) to upright RGB.
+
+    The pixel count is checked from the header before decoding, so a decompression bomb
+    is refused without allocating its pixels. Animated images give their first frame.
+    """
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        if source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4)):
+            image = Image.fromarray(np.ascontiguousarray(source).squeeze().astype(np.uint8))
+        else:
+            raise ImageError(f"array of shape {source.shape} is not an image")
+    else:
+        data = _read_bytes(source, max_bytes)
+        try:
+            with _pixel_limit(max_pixels):
+                image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise ImageError("not an image file (unknown or unsupported format)") from None
+        except Image.DecompressionBombError:
+            raise ImageError(f"image has too many pixels (limit {max_pixels / 1e6:.0f} MP)") from None
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageError(
+                f"image is {width}x{height} = {width * height / 1e6:.0f} MP, over the {max_pixels / 1e6:.0f} MP limit"
+            )
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ImageError(f"image data is corrupt or truncated ({error})") from None
+    if image.width < 1 or image.height < 1:
+        raise ImageError("image has no pixels")
+    try:
+        image = ImageOps.exif_transpose(image) or image
+    except Exception:  # a broken EXIF block must not lose an otherwise readable photo
+        pass
+    return to_rgb(image)
+
+
+class _pixel_limit:
+    """Raise PIL's own bomb limit to ours for the duration of one open."""
+
+    def __init__(self, max_pixels: int) -> None:
+        self.max_pixels = max_pixels
+
+    def __enter__(self) -> None:
+        self.previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = self.max_pixels
+
+    def __exit__(self, *exc: object) -> None:
+        Image.MAX_IMAGE_PIXELS = self.previous
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)

