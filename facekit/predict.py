@@ -1,0 +1,225 @@
+"""The public API: photos in, one typed ``FacePrediction`` per face out.
+
+``Predictor`` holds the detector and the model (load once, reuse); ``predict`` is the
+one-call convenience. A photo that cannot be read or has no face gives an
+``ImageResult`` with an ``error`` or ``reason`` instead of raising, so a batch keeps
+every good result. ``prediction_rows`` is the one place a result becomes CSV/JSON rows,
+used by the CLI, the app's downloads and the batch page alike.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from facekit import labels
+from facekit.align import crop_face
+from facekit.detect import Detection, DetectorSettings, FaceDetector
+from facekit.io import ImageError, ImageSource, load_image
+from facekit.model import FaceModel, load_checkpoint, to_batch
+
+INTERVAL = 0.8  # the age interval's coverage: from the 10th to the 90th percentile
+
+
+@dataclass(frozen=True)
+class FacePrediction:
+    """One face: where it is, and each head's answer with its probabilities."""
+
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the photo's pixels
+    landmarks: tuple[tuple[float, float], ...]
+    det_score: float
+    gender: str
+    gender_probs: dict[str, float]
+    race: str
+    race_probs: dict[str, float]
+    age: float  # expected age in years
+    age_low: float  # 80% interval
+    age_high: float
+    age_bin: str
+    age_bin_probs: dict[str, float]
+    age_probs: tuple[float, ...] = field(repr=False)  # P(age = year) for years 0..AGE_MAX
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ImageResult:
+    """Everything about one input: its faces, or why there are none."""
+
+    source: str
+    faces: list[FacePrediction] = field(default_factory=list)
+    size: tuple[int, int] | None = None  # width, height after EXIF rotation
+    error: str = ""  # the input could not be read
+    reason: str = ""  # it was read but gave no face
+    skipped_faces: int = 0  # faces beyond max_faces, not classified
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+
+    @property
+    def message(self) -> str:
+        return self.error or self.reason
+
+
+def age_summary(probs: np.ndarray) -> tuple[float, float, float]:
+    """Expected age and the 80% interval (10th and 90th percentiles) of an age distribution."""
+    years = np.arange(len(probs))
+    cumulative = np.cumsum(probs)
+    low_q, high_q = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
+    low = float(np.searchsorted(cumulative, low_q))
+    high = float(np.searchsorted(cumulative, high_q))
+    return float((years * probs).sum()), low, min(high, float(years[-1]))
+
+
+def age_bin_probs(probs: np.ndarray) -> dict[str, float]:
+    edges = labels.bin_edges()
+    return {label: float(probs[edges[i]:edges[i + 1]].sum()) for i, label in enumerate(labels.AGE_BIN_LABELS)}
+
+
+def head_probabilities(model: FaceModel, crops: Sequence[Image.Image], flip_average: bool = True) -> dict[str, np.ndarray]:
+    """Calibrated probabilities per head for a batch of crops; averages the flipped view if asked."""
+    views = [False, True] if flip_average else [False]
+    total: dict[str, torch.Tensor] = {}
+    with torch.inference_mode():
+        for flip in views:
+            logits = model.calibrated(model(to_batch(crops, flip=flip)))
+            for head, value in logits.items():
+                total[head] = total.get(head, 0) + torch.softmax(value, 1) / len(views)
+    return {head: value.numpy() for head, value in total.items()}
+
+
+def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset: int = 0) -> list[FacePrediction]:
+    faces = []
+    for i in range(len(probs["gender"])):
+        gender_p, race_p, age_p = probs["gender"][i], probs["race"][i], probs["age"][i]
+        age, low, high = age_summary(age_p)
+        bins = age_bin_probs(age_p)
+        faces.append(
+            FacePrediction(
+                box=tuple(round(float(v), 1) for v in detection.boxes[offset + i]),
+                landmarks=tuple((round(float(x), 1), round(float(y), 1)) for x, y in detection.landmarks[offset + i]),
+                det_score=round(float(detection.scores[offset + i]), 4),
+                gender=labels.GENDERS[int(gender_p.argmax())],
+                gender_probs={g: float(p) for g, p in zip(labels.GENDERS, gender_p)},
+                race=labels.RACES[int(race_p.argmax())],
+                race_probs={r: float(p) for r, p in zip(labels.RACES, race_p)},
+                age=round(age, 1),
+                age_low=low,
+                age_high=high,
+                age_bin=max(bins, key=bins.get),
+                age_bin_probs=bins,
+                age_probs=tuple(float(p) for p in age_p),
+            )
+        )
+    return faces
+
+
+class Predictor:
+    """Detector + model, loaded once. ``max_faces`` bounds the work per photo (largest first)."""
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        detector: DetectorSettings = DetectorSettings(),
+        max_faces: int = 20,
+        flip_average: bool = True,
+        batch_size: int = 32,
+    ) -> None:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        loaded = load_checkpoint(checkpoint)
+        self.model: FaceModel = loaded.model
+        self.metadata = loaded.metadata
+        self.detector = FaceDetector(detector)
+        self.max_faces = max_faces
+        self.flip_average = flip_average
+        self.batch_size = batch_size
+
+    def predict_images(self, sources: Sequence[ImageSource], names: Sequence[str] | None = None) -> list[ImageResult]:
+        names = list(names) if names is not None else [_name(source, i) for i, source in enumerate(sources)]
+        results = [ImageResult(source=name) for name in names]
+        images: dict[int, Image.Image] = {}
+        for i, source in enumerate(sources):
+            started = time.perf_counter()
+            try:
+                images[i] = load_image(source)
+            except ImageError as error:
+                results[i].error = str(error)
+                continue
+            results[i].size = images[i].size
+            results[i].timings["read"] = time.perf_counter() - started
+        order = list(images)
+        started = time.perf_counter()
+        detections = self.detector.detect([images[i] for i in order])
+        per_image = (time.perf_counter() - started) / max(len(order), 1)
+        crops: list[Image.Image] = []
+        owners: list[tuple[int, int]] = []  # (image index, face index) of each crop
+        for i, found in zip(order, detections):
+            results[i].timings["detect"] = per_image
+            if not len(found):
+                results[i].reason = found.reason
+                continue
+            kept = min(len(found), self.max_faces)
+            results[i].skipped_faces = len(found) - kept
+            for face in range(kept):
+                crops.append(crop_face(images[i], found.boxes[face], found.landmarks[face], self.model.config.crop))
+                owners.append((i, face))
+        started = time.perf_counter()
+        probs: dict[str, list[np.ndarray]] = {head: [] for head in FaceModel.HEADS}
+        for start in range(0, len(crops), self.batch_size):
+            batch = head_probabilities(self.model, crops[start:start + self.batch_size], self.flip_average)
+            for head in probs:
+                probs[head].append(batch[head])
+        elapsed = time.perf_counter() - started
+        stacked = {head: np.concatenate(parts) if parts else np.zeros((0, 1)) for head, parts in probs.items()}
+        for i, found in zip(order, detections):
+            rows = [k for k, (owner, _) in enumerate(owners) if owner == i]
+            if rows:
+                face_probs = {head: stacked[head][rows] for head in stacked}
+                results[i].faces = face_predictions(found, face_probs)
+                results[i].timings["model"] = elapsed * len(rows) / len(owners)
+        return results
+
+    def predict(self, source: ImageSource, name: str | None = None) -> ImageResult:
+        return self.predict_images([source], [name or _name(source, 0)])[0]
+
+
+def _name(source: ImageSource, index: int) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return getattr(source, "name", None) or f"image {index + 1}"
+
+
+_DEFAULT: Predictor | None = None
+
+
+def predict(images: ImageSource | Sequence[ImageSource]) -> list[ImageResult]:
+    """Predict with the shipped model; one ``ImageResult`` per input."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Predictor()
+    if isinstance(images, (str, Path, bytes, Image.Image, np.ndarray)) or hasattr(images, "read"):
+        images = [images]  # type: ignore[list-item]
+    return _DEFAULT.predict_images(list(images))  # type: ignore[arg-type]
+
+
+def prediction_rows(results: Iterable[ImageResult]) -> list[dict]:
+    """Flat rows, one per face, or one per input without a face (with ``error`` saying why)."""
+    rows = []
+    for result in results:
+        if not result.faces:
+            rows.append({"file": result.source, "face": None, "error": result.message})
+            continue
+        for index, face in enumerate(result.faces):
+            x1, y1, x2, y2 = face.box
+            row = {"file": result.source, "face": index, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                   "det_score": face.det_score, "gender": face.gender, "p_female": round(face.gender_probs["female"], 4),
+                   "race": face.race}
+            row.update({f"p_{race}": round(p, 4) for race, p in face.race_probs.items()})
+            row.update({"age": face.age, "age_low": face.age_low, "age_high": face.age_high, "age_bin": face.age_bin,
+                        "error": ""})
+            rows.append(row)
+    return rows

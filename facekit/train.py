@@ -1,0 +1,439 @@
+"""The training loop: multi-task loss over cached backbone features, single process or
+``torchrun`` (DistributedDataParallel), with resumable checkpoints and per-epoch metrics.
+
+Inputs are either pooled 1792-d features (heads only) or the cached activations entering
+``trainable_from`` (fine-tuning the upper backbone blocks with their batch-norm
+statistics frozen). One view per face is drawn at random each epoch (original or
+flipped); validation averages both, as the predictor does.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from facekit import labels
+from facekit.metrics import head_summary
+from facekit.model import UPPER_BLOCKS, FaceModel
+
+HEADS = FaceModel.HEADS
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run; a recipe YAML sets any of these fields."""
+
+    data: str = "../shared/data/UTKFace.tar.gz"
+    out: str = "runs/facekit"
+    trainable_from: str = ""  # "" trains the heads on pooled features; else a block of UPPER_BLOCKS
+    hidden: int = 512
+    dropout: float = 0.3
+    epochs: int = 30
+    batch_size: int = 256
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    lr: float = 1e-3  # heads
+    backbone_lr: float = 1e-4  # fine-tuned blocks
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    class_balanced: bool = False
+    age_sigma: float = 2.0  # years, of the Gaussian-smoothed age target
+    age_l1_weight: float = 0.05  # weight of |expected age - age|
+    loss_weights: dict = field(default_factory=lambda: {"gender": 1.0, "race": 1.0, "age": 1.0})
+    patience: int = 5  # epochs without validation improvement before stopping
+    seed: int = 0
+    workers: int = 0
+    limit: int = 0  # train on the first N training faces only (smoke runs); 0 = all
+    fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
+
+    @classmethod
+    def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown options {sorted(unknown)}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+
+@dataclass
+class Targets:
+    """Labels aligned with the inputs: -1 / NaN where unknown."""
+
+    gender: np.ndarray
+    race: np.ndarray
+    age: np.ndarray
+
+    def subset(self, rows: np.ndarray) -> "Targets":
+        return Targets(self.gender[rows], self.race[rows], self.age[rows])
+
+
+class CachedFaces(Dataset):
+    """Faces from a (faces, views, ...) array; a random view when training, both otherwise."""
+
+    def __init__(self, inputs: np.ndarray, rows: np.ndarray, targets: Targets, train: bool) -> None:
+        self.inputs, self.rows, self.targets, self.train = inputs, rows, targets.subset(rows), train
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k: int):
+        row = self.rows[k]
+        if self.train:
+            x = torch.from_numpy(np.asarray(self.inputs[row, random.randrange(self.inputs.shape[1])], np.float32))
+        else:
+            x = torch.from_numpy(np.asarray(self.inputs[row], np.float32))
+        t = self.targets
+        return x, int(t.gender[k]), int(t.race[k]), float(t.age[k])
+
+
+class TrainableNet(nn.Module):
+    """The part of ``FaceModel`` that training runs: upper blocks (if any) and the heads."""
+
+    def __init__(self, model: FaceModel, input_block: str) -> None:
+        super().__init__()
+        self.model = model
+        blocks = list(UPPER_BLOCKS)
+        start = model.config.trainable_from
+        self.frozen = nn.ModuleList()
+        self.trainable = nn.ModuleList()
+        if start:
+            for name in blocks[blocks.index(input_block):]:
+                (self.trainable if blocks.index(name) >= blocks.index(start) else self.frozen).append(
+                    getattr(model.backbone, name)
+                )
+            for p in self.frozen.parameters():
+                p.requires_grad_(False)
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+        for p in self.trainable.parameters():
+            p.requires_grad_(True)
+
+    def train(self, mode: bool = True) -> "TrainableNet":
+        super().train(mode)
+        self.model.backbone.eval()  # batch-norm statistics stay as pretrained
+        for module in self.trainable.modules():
+            if isinstance(module, nn.Dropout):
+                module.train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if len(self.trainable):
+            with torch.no_grad():
+                for block in self.frozen:
+                    x = block(x)
+            for block in self.trainable:
+                x = block(x)
+            x = self.model.backbone.avgpool_1a(x).flatten(1)
+        return self.model.heads(x)
+
+
+def age_targets(age: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian-smoothed distribution over years 0..AGE_MAX centred on each true age."""
+    years = torch.arange(labels.AGE_CLASSES, dtype=torch.float32)
+    target = torch.exp(-0.5 * ((years[None] - age.clamp(0, labels.AGE_MAX)[:, None]) / sigma) ** 2)
+    return target / target.sum(1, keepdim=True)
+
+
+def multitask_loss(
+    outputs: dict[str, torch.Tensor],
+    gender: torch.Tensor,
+    race: torch.Tensor,
+    age: torch.Tensor,
+    config: TrainConfig,
+    class_weights: dict[str, torch.Tensor | None],
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy for gender and ethnicity (unknown labels masked), distribution loss + L1 for age."""
+    parts: dict[str, torch.Tensor] = {}
+    for head, target in (("gender", gender), ("race", race)):
+        known = target >= 0
+        if known.any():
+            parts[head] = F.cross_entropy(outputs[head][known], target[known], weight=class_weights.get(head),
+                                          label_smoothing=config.label_smoothing)
+    known = ~torch.isnan(age)
+    if known.any():
+        log_probs = F.log_softmax(outputs["age"][known], 1)
+        distribution = -(age_targets(age[known], config.age_sigma) * log_probs).sum(1).mean()
+        expected = (log_probs.exp() * torch.arange(labels.AGE_CLASSES, dtype=torch.float32)).sum(1)
+        parts["age"] = distribution + config.age_l1_weight * (expected - age[known]).abs().mean()
+    total = sum(config.loss_weights.get(head, 1.0) * value for head, value in parts.items())
+    return total, {head: float(value) for head, value in parts.items()}
+
+
+def balanced_weights(target: np.ndarray, classes: int) -> torch.Tensor:
+    counts = np.bincount(target[target >= 0], minlength=classes).astype(np.float64)
+    return torch.tensor(counts.sum() / (classes * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to zero."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def view_logits(net: TrainableNet, dataset: CachedFaces, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """Logits per head for every face and view: (faces, views, classes)."""
+    net.eval()
+    out: dict[str, list[torch.Tensor]] = {head: [] for head in HEADS}
+    with torch.inference_mode():
+        for x, *_ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            logits = net(x.flatten(0, 1))
+            for head in HEADS:
+                out[head].append(logits[head].unflatten(0, (-1, x.shape[1])))
+    return {head: torch.cat(parts) for head, parts in out.items()}
+
+
+def averaged_probs(logits: dict[str, torch.Tensor], temperature: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """Softmax per view (after each head's temperature), averaged over views, as the predictor does."""
+    temps = temperature.tolist() if temperature is not None else [1.0] * len(HEADS)
+    return {head: torch.softmax(logits[head] / t, 2).mean(1).numpy() for head, t in zip(HEADS, temps)}
+
+
+def validation_score(summary: dict) -> float:
+    """One number to early-stop on: error rates plus age MAE in decades (lower is better)."""
+    return (1 - summary["gender"]["accuracy"]) + (1 - summary["race"]["accuracy"]) + summary["age"]["mae"] / 10
+
+
+def _distributed() -> tuple[int, int]:
+    if "RANK" in os.environ and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fit(
+    model: FaceModel,
+    inputs: np.ndarray,
+    input_block: str,
+    targets: Targets,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    config: TrainConfig,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train ``model`` in place; return the best validation summary. Rank 0 writes ``config.out``."""
+    rank, world = _distributed()
+    out = Path(config.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    seed_everything(config.seed + rank)
+    if config.limit:
+        train_rows = train_rows[: config.limit]
+    net = TrainableNet(model, input_block)
+    train_set = CachedFaces(inputs, train_rows, targets, train=True)
+    val_set = CachedFaces(inputs, val_rows, targets, train=False)
+    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=config.seed) if world > 1 else None
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+                        num_workers=config.workers, generator=generator, drop_last=len(train_set) > config.batch_size)
+    class_weights = {}
+    if config.class_balanced:
+        class_weights = {"gender": balanced_weights(targets.gender[train_rows], len(labels.GENDERS)),
+                         "race": balanced_weights(targets.race[train_rows], len(labels.RACES))}
+    groups = [{"params": list(model.heads.parameters()), "lr": config.lr}]
+    if len(net.trainable):
+        groups.append({"params": list(net.trainable.parameters()), "lr": config.backbone_lr})
+    optimizer = {
+        "adamw": lambda: torch.optim.AdamW(groups, weight_decay=config.weight_decay),
+        "adam": lambda: torch.optim.Adam(groups, weight_decay=config.weight_decay),
+        "sgd": lambda: torch.optim.SGD(groups, momentum=0.9, nesterov=True, weight_decay=config.weight_decay),
+    }[config.optimizer]()
+    steps_per_epoch = len(loader)
+    total = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total))
+    trained = net
+    if world > 1:
+        trained = nn.parallel.DistributedDataParallel(net, find_unused_parameters=False)
+    state = {"epoch": 0, "best_score": float("inf"), "best_epoch": -1, "bad_epochs": 0, "best_summary": None}
+    last = out / "last.pt"
+    if resume and last.exists():
+        saved = torch.load(last, map_location="cpu", weights_only=False)
+        net.load_state_dict(saved["net"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        random.setstate(saved["rng"]["python"])
+        np.random.set_state(saved["rng"]["numpy"])
+        torch.set_rng_state(saved["rng"]["torch"])
+        log(f"resumed from {last} at epoch {state['epoch']}")
+    from tqdm import tqdm
+
+    for epoch in range(state["epoch"], config.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        trained.train()
+        started = time.time()
+        sums: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=rank != 0, leave=False)
+        for x, gender, race, age in bar:
+            outputs = trained(x)
+            loss, parts = multitask_loss(outputs, gender, race, age.float(), config, class_weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            for head, value in parts.items():
+                sums[head] = sums.get(head, 0.0) + value
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+        summary = head_summary(targets.gender[val_rows], targets.race[val_rows], targets.age[val_rows],
+                               averaged_probs(view_logits(net, val_set)))
+        score = validation_score(summary)
+        improved = score < state["best_score"]
+        state.update(epoch=epoch + 1, bad_epochs=0 if improved else state["bad_epochs"] + 1)
+        if improved:
+            state.update(best_score=score, best_epoch=epoch + 1, best_summary=summary)
+        row = {"epoch": epoch + 1, "seconds": round(time.time() - started, 1),
+               **{f"train_loss_{h}": round(v / steps_per_epoch, 4) for h, v in sums.items()},
+               "val_gender_accuracy": summary["gender"]["accuracy"], "val_race_accuracy": summary["race"]["accuracy"],
+               "val_age_mae": summary["age"]["mae"], "val_age_coverage": summary["age"]["interval_coverage"],
+               "val_score": score}
+        if rank == 0:
+            log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            _append_metrics(out, row)
+            if improved:
+                torch.save(net.state_dict(), out / "best.pt")
+            torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "state": state, "config": asdict(config),
+                        "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                                "torch": torch.get_rng_state()}}, last)
+        if state["bad_epochs"] >= config.patience:
+            if rank == 0:
+                log(f"early stop: no improvement for {config.patience} epochs (best epoch {state['best_epoch']})")
+            break
+    if world > 1:
+        dist.barrier()
+    best = out / "best.pt"
+    if best.exists():
+        net.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
+    return {"best_epoch": state["best_epoch"], "validation": state["best_summary"]}
+
+
+def _append_metrics(out: Path, row: dict) -> None:
+    path = out / "metrics.csv"
+    history = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else []
+    history = [h for h in history if h["epoch"] < row["epoch"]] + [row]
+    (out / "history.json").write_text(json.dumps(history, indent=2))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer.writeheader()
+        for entry in history:
+            writer.writerow({k: entry.get(k) for k in row})
+
+
+def fit_temperatures(logits: dict[str, torch.Tensor], targets: Targets) -> torch.Tensor:
+    """Per-head temperatures on validation logits: NLL for gender and ethnicity, and for age the
+    temperature whose 80% interval covers 80% of faces (what the interval promises)."""
+    from facekit.metrics import age_point_and_interval, interval_coverage
+
+    temps = []
+    grid = torch.linspace(0.5, 3.0, 101)
+    for head, target in (("gender", targets.gender), ("race", targets.race)):
+        known = torch.from_numpy(target >= 0)
+        y, z = torch.from_numpy(target)[known], logits[head][known]
+        losses = [F.nll_loss(torch.log(torch.softmax(z / t, 2).mean(1) + 1e-12), y) for t in grid]
+        temps.append(float(grid[int(torch.stack(losses).argmin())]))
+    low, high = 0.3, 5.0
+    for _ in range(20):  # coverage grows with temperature: bisect to 80%
+        middle = (low + high) / 2
+        summary = age_point_and_interval(torch.softmax(logits["age"] / middle, 2).mean(1).numpy())
+        coverage = interval_coverage(targets.age, summary[:, 1], summary[:, 2])
+        low, high = (middle, high) if coverage < 0.8 else (low, middle)
+    temps.append((low + high) / 2)
+    return torch.tensor(temps)
+
+
+LICENCE_NOTE = ("Trained on UTKFace, available for non-commercial research purposes only; the copyright "
+                "of the images belongs to their original owners. Use of this model inherits that restriction.")
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def utkface_targets(frame, files: list[str]) -> Targets:
+    """Label arrays in the order of ``files`` (the feature cache's order)."""
+    indexed = frame.set_index("file").loc[files]
+    gender = indexed["gender"].map({g: i for i, g in enumerate(labels.GENDERS)}).astype(float).fillna(-1)
+    race = indexed["race"].map({r: i for i, r in enumerate(labels.RACES)}).astype(float).fillna(-1)
+    return Targets(gender.to_numpy(np.int64), race.to_numpy(np.int64), indexed["age"].to_numpy(np.float64))
+
+
+def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
+    """The one command behind a recipe: feature cache, training, temperatures, checkpoint."""
+    from facekit.data import iter_utkface_images, load_split, read_utkface
+    from facekit.detect import DetectorSettings
+    from facekit.features import CACHE_AT, build_cache
+    from facekit.model import ModelConfig, save_checkpoint
+
+    rank, world = _distributed()
+    archive = Path(config.data)
+    table = load_split(read_utkface(archive))
+    frame = table.frame
+    files = sorted(frame["file"])
+    model_config = ModelConfig(trainable_from=config.trainable_from, hidden=config.hidden, dropout=config.dropout)
+    timings: dict[str, float] = {}
+    started = time.time()
+    cache = build_cache(archive, files, iter_utkface_images(archive), ModelConfig(trainable_from=CACHE_AT),
+                        DetectorSettings(), log=log if rank == 0 else (lambda _: None))
+    timings["feature_cache_seconds"] = round(time.time() - started, 1)
+    index = cache.index
+    cached_files = index["file"].tolist()
+    targets = utkface_targets(frame, cached_files)
+    split = frame.set_index("file").loc[cached_files, "split"].to_numpy()
+    train_rows, val_rows = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    inputs = cache.activations() if config.trainable_from else cache.pooled()
+    model = FaceModel(model_config)
+    started = time.time()
+    result = fit(model, inputs, CACHE_AT, targets, train_rows, val_rows, config, resume=resume, log=log)
+    timings["training_seconds"] = round(time.time() - started, 1)
+    out = Path(config.out) / "model.safetensors"
+    if rank == 0:
+        val_set = CachedFaces(inputs, val_rows, targets, train=False)
+        logits = view_logits(TrainableNet(model, CACHE_AT), val_set)
+        model.temperature.copy_(fit_temperatures(logits, val_set.targets))
+        validation = head_summary(val_set.targets.gender, val_set.targets.race, val_set.targets.age,
+                                  averaged_probs(logits, model.temperature))
+        save_checkpoint(model, out, {
+            "training": {"config": asdict(config), "best_epoch": result["best_epoch"], "world_size": world,
+                         "timings": timings},
+            "data": {"dataset": "UTKFace", "archive": archive.name, "sha256": file_sha256(archive),
+                     "faces": len(files), "train": int(len(train_rows)), "val": int(len(val_rows)),
+                     "detector_found": int(index["detected"].sum())},
+            "metrics": {"validation": validation},
+            "licence": LICENCE_NOTE,
+        }, half_backbone=config.fp16_backbone)
+        log(f"saved {out}: validation {json.dumps(validation)}")
+    if world > 1:
+        dist.barrier()
+    return out
