@@ -1,0 +1,108 @@
+"""The UTKFace train/val/test split: made once, committed as a small CSV, verified on every load.
+
+A committed file rather than a seed alone, so the split cannot drift when numpy's shuffling,
+the reader or the archive changes: ``load_split`` refuses data that no longer matches it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import pandas as pd
+
+from facekit.data.paths import ASSETS
+from facekit.data.table import DatasetError, DatasetTable
+
+SPLIT_PATH = ASSETS / "utkface_split.csv"
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+FRACTIONS = {"val": 0.1, "test": 0.1}  # the rest is train
+SEED = 3
+MIN_STRATUM = 20  # below this a stratum cannot give val and test one face each at 10 %, reliably
+
+TableLike = Union[DatasetTable, pd.DataFrame]
+
+
+class SplitMismatch(DatasetError):
+    """The split file and the data disagree about which faces exist."""
+
+
+def _frame(table: TableLike) -> pd.DataFrame:
+    return table.frame if isinstance(table, DatasetTable) else table
+
+
+def make_split(table: TableLike, seed: int = SEED, min_stratum: int = MIN_STRATUM) -> pd.DataFrame:
+    """``file,split`` stratified by gender x race x age bin, 80/10/10, sorted by file.
+
+    Strata smaller than ``min_stratum`` are pooled within their gender x race (then within
+    their gender) so rare groups, e.g. old faces of small ethnicities, still reach val and
+    test. Faces with no race go to train: they cannot be scored per group.
+    """
+    frame = _frame(table)[["file", "gender", "race", "age_bin"]].sort_values("file").reset_index(drop=True)
+    known = frame[["gender", "race", "age_bin"]].notna().all(axis=1)
+    gender, race, age_bin = (frame[column].astype(str) for column in ("gender", "race", "age_bin"))
+    key = gender + "|" + race + "|" + age_bin
+    for coarser in (gender + "|" + race + "|*", gender + "|*|*"):
+        sizes = key.map(key[known].value_counts())
+        key = key.where(sizes >= min_stratum, coarser)
+    rng = np.random.default_rng(seed)
+    split = np.full(len(frame), "train", dtype=object)
+    for _, members in sorted(frame.index[known].groupby(key[known]).items()):
+        order = rng.permutation(np.asarray(members))
+        n_val, n_test = (int(len(order) * FRACTIONS[name] + 0.5) for name in ("val", "test"))
+        split[order[:n_val]] = "val"
+        split[order[n_val : n_val + n_test]] = "test"
+    return pd.DataFrame({"file": frame["file"], "split": split})
+
+
+def write_split(split: pd.DataFrame, path: os.PathLike | str = SPLIT_PATH, force: bool = False) -> Path:
+    """Write the split CSV; an existing one is replaced only with ``force`` (it is meant to be made once)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists; the split is made once, pass force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    split[["file", "split"]].to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
+def read_split(path: os.PathLike | str = SPLIT_PATH) -> pd.DataFrame:
+    """The split file, checked: columns file,split, known split names, each file once."""
+    path = Path(path)
+    try:
+        split = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DatasetError(f"cannot read the split file {path} ({error})") from None
+    if list(split.columns) != ["file", "split"]:
+        raise DatasetError(f"{path}: expected columns file,split, found {','.join(split.columns)}")
+    unknown = sorted(set(split["split"]) - set(SPLITS))
+    if unknown:
+        raise DatasetError(f"{path}: unknown split name(s) {unknown}, expected {', '.join(SPLITS)}")
+    duplicated = split["file"][split["file"].duplicated()]
+    if len(duplicated):
+        raise DatasetError(f"{path}: {len(duplicated)} file(s) listed twice, e.g. {duplicated.iloc[0]}")
+    return split
+
+
+def _examples(names: set[str], limit: int = 3) -> str:
+    return ", ".join(sorted(names)[:limit]) + (", ..." if len(names) > limit else "")
+
+
+def load_split(table: TableLike, path: os.PathLike | str = SPLIT_PATH) -> pd.DataFrame:
+    """The table's frame with a ``split`` column (train/val/test) from the committed split file.
+
+    Raises ``SplitMismatch`` naming what differs when the table's faces are not exactly the
+    split file's: a changed archive or reader must not silently leak faces across splits.
+    """
+    frame = _frame(table)
+    split = read_split(path)
+    ours, theirs = set(frame["file"]), set(split["file"])
+    if ours != theirs:
+        problems = []
+        if ours - theirs:
+            problems.append(f"{len(ours - theirs)} face(s) in the data are not in it ({_examples(ours - theirs)})")
+        if theirs - ours:
+            problems.append(f"{len(theirs - ours)} listed face(s) are not in the data ({_examples(theirs - ours)})")
+        raise SplitMismatch(f"the split file {path} does not match the data: {'; '.join(problems)}")
+    column = pd.Categorical(frame["file"].map(split.set_index("file")["split"]), categories=SPLITS)
+    return frame.assign(split=column)

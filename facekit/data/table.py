@@ -1,0 +1,157 @@
+"""The one table every dataset reader returns, and the small helpers readers share to build it.
+
+Whatever the source format, a reader gives a ``DatasetTable``: the same columns with labels
+from ``facekit.labels`` (as categoricals, so every class shows up in counts even at zero),
+unknown values as NA, and the defects it survived listed as ``Anomaly`` records instead of
+being dropped silently or crashing the read.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import pandas as pd
+
+from facekit import labels
+
+# Columns every reader gives, in this order; reader-specific ones (race7, age_group, split...) follow.
+COLUMNS: tuple[str, ...] = ("image", "file", "age", "age_bin", "gender", "race", "dataset")
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "age_bin": labels.AGE_BIN_LABELS,
+    "gender": labels.GENDERS,
+    "race": labels.RACES,
+    "race7": labels.FAIRFACE_RACES,
+}
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be read as asked; the message is one line a person can act on."""
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A defect a reader survived: which file (or CSV) and what was odd about it."""
+
+    file: str
+    reason: str
+
+
+@dataclass
+class DatasetTable:
+    """A dataset as one DataFrame of faces (columns ``COLUMNS`` first) plus what was odd in it.
+
+    ``image`` is a reference for ``facekit.data.read_image_bytes``: a file path,
+    ``archive.tar.gz::member`` or ``age_gender.csv::row=N``; NA when there is no image.
+    """
+
+    frame: pd.DataFrame
+    dataset: str
+    source: str
+    anomalies: list[Anomaly] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def has_images(self) -> bool:
+        return bool(self.frame["image"].notna().any())
+
+
+def make_table(frame: pd.DataFrame, dataset: str, source: object, anomalies: Iterable[Anomaly]) -> DatasetTable:
+    """Give a reader's frame the shared schema: missing columns as NA, ages as float, labels as categoricals.
+
+    ``age_bin`` is derived from ``age`` when the reader gives years only, so every table can
+    be compared bin by bin with FairFace.
+    """
+    frame = frame.reset_index(drop=True)
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = pd.NA
+    frame["age"] = pd.to_numeric(frame["age"]).astype(float)
+    if frame["age_bin"].isna().all():
+        frame["age_bin"] = frame["age"].map(labels.age_to_bin)
+    for column, categories in CATEGORIES.items():
+        if column in frame:
+            values = frame[column].astype(object).where(frame[column].notna(), None)
+            unknown = set(values.dropna()) - set(categories)
+            if unknown:  # a reader bug, not a data problem: readers normalize before this
+                raise ValueError(f"column {column!r} has values outside the label schema: {sorted(unknown)}")
+            frame[column] = pd.Categorical(values, categories=categories, ordered=column == "age_bin")
+    frame["image"] = frame["image"].astype(object).where(frame["image"].notna(), None)
+    frame["dataset"] = dataset
+    order = list(COLUMNS) + [column for column in frame.columns if column not in COLUMNS]
+    return DatasetTable(frame[order], dataset, str(source), list(anomalies))
+
+
+def read_csv(path: Path, nrows: Optional[int] = None) -> pd.DataFrame:
+    """A CSV as text columns with lower-case names; anything unreadable is a one-line DatasetError."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, nrows=nrows)
+    except FileNotFoundError:
+        raise DatasetError(f"no such file: {path}") from None
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{path}: empty file, no CSV header") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DatasetError(f"{path}: not a readable CSV ({reason})") from None
+    frame.columns = [str(column).strip().lower() for column in frame.columns]
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, required: Iterable[str], path: Path, kind: str) -> None:
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise DatasetError(
+            f"{path}: a {kind} CSV needs column(s) {', '.join(missing)}; it has {', '.join(frame.columns)}"
+        )
+
+
+def normalize_column(
+    values: pd.Series, normalize: Callable[[object], Optional[str]], column: str, path: Path
+) -> pd.Series:
+    """Map each distinct value through a ``labels.normalize_*`` function once; a bad value names its line."""
+    mapping: dict[object, Optional[str]] = {}
+    for value in values.unique():
+        try:
+            mapping[value] = normalize(value)
+        except ValueError as error:
+            line = int((values == value).to_numpy().argmax()) + 2  # 1-based, after the header
+            raise DatasetError(f"{path}: column '{column}', line {line}: {error}") from None
+    return values.map(mapping)
+
+
+def parse_ages(values: pd.Series, column: str, path: Path) -> pd.Series:
+    """Ages in years as floats (empty = NaN); text or a negative number is a DatasetError naming its line."""
+    text = values.astype(str).str.strip()
+    ages = pd.to_numeric(text.where(text != ""), errors="coerce")
+    bad = (ages.isna() & (text != "")) | (ages < 0)
+    if bad.any():
+        line = int(bad.to_numpy().argmax())
+        raise DatasetError(f"{path}: column '{column}', line {line + 2}: {text.iloc[line]!r} is not an age in years")
+    return ages.astype(float)
+
+
+def resolve_images(
+    names: pd.Series, base: Path, anomalies: list[Anomaly], *, expected: bool, source: Path
+) -> pd.Series:
+    """Absolute paths of the named images that exist under ``base``, NA for the others.
+
+    Each folder is listed once instead of one stat per row (FairFace has ~100k rows). When no
+    image exists at all the table is labels only: one note (if images were ``expected``), not
+    one anomaly per row.
+    """
+    base = Path(os.path.abspath(base))
+    paths = [base / str(name) for name in names]
+    listing: dict[Path, set[str]] = {}
+    for path in paths:
+        if path.parent not in listing:
+            listing[path.parent] = set(os.listdir(path.parent)) if path.parent.is_dir() else set()
+    exists = [path.name in listing[path.parent] for path in paths]
+    if not any(exists):
+        if expected and len(paths):
+            anomalies.append(Anomaly(source.name, f"no images found under {base}: labels only"))
+        return pd.Series([None] * len(paths), index=names.index, dtype=object)
+    anomalies.extend(Anomaly(str(name), "image file not found") for name, ok in zip(names, exists) if not ok)
+    return pd.Series([str(path) if ok else None for path, ok in zip(paths, exists)], index=names.index, dtype=object)
