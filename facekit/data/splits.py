@@ -5,9 +5,9 @@ the reader or the archive changes: ``load_split`` refuses data that no longer ma
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import pandas as pd
@@ -21,25 +21,18 @@ FRACTIONS = {"val": 0.1, "test": 0.1}  # the rest is train
 SEED = 3
 MIN_STRATUM = 20  # below this a stratum cannot give val and test one face each at 10 %, reliably
 
-TableLike = Union[DatasetTable, pd.DataFrame]
-
-
 class SplitMismatch(DatasetError):
     """The split file and the data disagree about which faces exist."""
 
 
-def _frame(table: TableLike) -> pd.DataFrame:
-    return table.frame if isinstance(table, DatasetTable) else table
-
-
-def make_split(table: TableLike, seed: int = SEED, min_stratum: int = MIN_STRATUM) -> pd.DataFrame:
+def make_split(table: DatasetTable, seed: int = SEED, min_stratum: int = MIN_STRATUM) -> pd.DataFrame:
     """``file,split`` stratified by gender x race x age bin, 80/10/10, sorted by file.
 
     Strata smaller than ``min_stratum`` are pooled within their gender x race (then within
     their gender) so rare groups, e.g. old faces of small ethnicities, still reach val and
     test. Faces with no race go to train: they cannot be scored per group.
     """
-    frame = _frame(table)[["file", "gender", "race", "age_bin"]].sort_values("file").reset_index(drop=True)
+    frame = table.frame[["file", "gender", "race", "age_bin"]].sort_values("file").reset_index(drop=True)
     known = frame[["gender", "race", "age_bin"]].notna().all(axis=1)
     gender, race, age_bin = (frame[column].astype(str) for column in ("gender", "race", "age_bin"))
     key = gender + "|" + race + "|" + age_bin
@@ -88,13 +81,13 @@ def _examples(names: set[str], limit: int = 3) -> str:
     return ", ".join(sorted(names)[:limit]) + (", ..." if len(names) > limit else "")
 
 
-def load_split(table: TableLike, path: os.PathLike | str = SPLIT_PATH) -> pd.DataFrame:
-    """The table's frame with a ``split`` column (train/val/test) from the committed split file.
+def load_split(table: DatasetTable, path: os.PathLike | str = SPLIT_PATH) -> DatasetTable:
+    """A copy of the table with a ``split`` column (train/val/test) from the committed split file.
 
     Raises ``SplitMismatch`` naming what differs when the table's faces are not exactly the
     split file's: a changed archive or reader must not silently leak faces across splits.
     """
-    frame = _frame(table)
+    frame = table.frame
     split = read_split(path)
     ours, theirs = set(frame["file"]), set(split["file"])
     if ours != theirs:
@@ -105,4 +98,4 @@ def load_split(table: TableLike, path: os.PathLike | str = SPLIT_PATH) -> pd.Dat
             problems.append(f"{len(theirs - ours)} listed face(s) are not in the data ({_examples(theirs - ours)})")
         raise SplitMismatch(f"the split file {path} does not match the data: {'; '.join(problems)}")
     column = pd.Categorical(frame["file"].map(split.set_index("file")["split"]), categories=SPLITS)
-    return frame.assign(split=column)
+    return dataclasses.replace(table, frame=frame.assign(split=column))

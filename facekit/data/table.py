@@ -142,16 +142,18 @@ def resolve_images(
     image exists at all the table is labels only: one note (if images were ``expected``), not
     one anomaly per row.
     """
-    base = Path(os.path.abspath(base))
-    paths = [base / str(name) for name in names]
-    listing: dict[Path, set[str]] = {}
+    base_text = os.path.abspath(base)
+    paths = [os.path.normpath(os.path.join(base_text, str(name))) for name in names]  # str ops: ~100k rows
+    listing: dict[str, set[str]] = {}
+    exists = []
     for path in paths:
-        if path.parent not in listing:
-            listing[path.parent] = set(os.listdir(path.parent)) if path.parent.is_dir() else set()
-    exists = [path.name in listing[path.parent] for path in paths]
+        folder, name = os.path.split(path)
+        if folder not in listing:
+            listing[folder] = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+        exists.append(name in listing[folder])
     if not any(exists):
         if expected and len(paths):
-            anomalies.append(Anomaly(source.name, f"no images found under {base}: labels only"))
+            anomalies.append(Anomaly(source.name, f"no images found under {base_text}: labels only"))
         return pd.Series([None] * len(paths), index=names.index, dtype=object)
     anomalies.extend(Anomaly(str(name), "image file not found") for name, ok in zip(names, exists) if not ok)
-    return pd.Series([str(path) if ok else None for path, ok in zip(paths, exists)], index=names.index, dtype=object)
+    return pd.Series([path if ok else None for path, ok in zip(paths, exists)], index=names.index, dtype=object)
