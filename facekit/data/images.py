@@ -18,6 +18,7 @@ from PIL import Image
 
 from facekit.data.kaggle import row_png
 from facekit.data.paths import cache_dir
+from facekit.data.table import one_line
 from facekit.data.utkface import MEMBER_SEP, is_archive
 from facekit.io import ImageError, load_image
 
@@ -44,7 +45,7 @@ def extracted_archive(archive: os.PathLike | str) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         if target.is_dir():  # another process finished first
             return target
-        raise ImageError(f"cannot unpack {archive} ({error})") from None
+        raise ImageError(f"cannot unpack {archive} ({one_line(error)})") from None
     return target
 
 

@@ -48,7 +48,7 @@ def write_shipped_index(name: str, table: DatasetTable, force: bool = False) -> 
     """Write an index from a table read from the real source (``facekit data index``)."""
     path = INDEXES[name]
     if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; pass force to replace it")
+        raise FileExistsError(f"{path} exists; pass force (--force) to replace it")
     frame = table.frame
     if name == "utkface":
         index = pd.DataFrame({"member": [f"{UTKFACE_FOLDER}/{file}" for file in frame["file"]]})

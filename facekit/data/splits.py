@@ -53,7 +53,7 @@ def write_split(split: pd.DataFrame, path: os.PathLike | str = SPLIT_PATH, force
     """Write the split CSV; an existing one is replaced only with ``force`` (it is meant to be made once)."""
     path = Path(path)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} exists; the split is made once, pass force to replace it")
+        raise FileExistsError(f"{path} exists; the split is made once, pass force (--force) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     split[["file", "split"]].to_csv(path, index=False, lineterminator="\n")
     return path

@@ -85,6 +85,12 @@ def make_table(frame: pd.DataFrame, dataset: str, source: object, anomalies: Ite
     return DatasetTable(frame[order], dataset, str(source), list(anomalies))
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message cut to its first line: tarfile and pandas errors can run over several."""
+    text = str(error).strip()
+    return text.splitlines()[0].rstrip(":") if text else type(error).__name__
+
+
 def read_csv(path: Path, nrows: Optional[int] = None) -> pd.DataFrame:
     """A CSV as text columns with lower-case names; anything unreadable is a one-line DatasetError."""
     try:
@@ -94,8 +100,7 @@ def read_csv(path: Path, nrows: Optional[int] = None) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DatasetError(f"{path}: empty file, no CSV header") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DatasetError(f"{path}: not a readable CSV ({reason})") from None
+        raise DatasetError(f"{path}: not a readable CSV ({one_line(error)})") from None
     frame.columns = [str(column).strip().lower() for column in frame.columns]
     return frame
 

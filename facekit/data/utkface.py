@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Optional
 import pandas as pd
 
 from facekit import labels
-from facekit.data.table import Anomaly, DatasetError, DatasetTable, make_table
+from facekit.data.table import Anomaly, DatasetError, DatasetTable, make_table, one_line
 from facekit.io import is_image_name
 
 DATASET = "utkface"
@@ -104,7 +104,7 @@ def read_utkface(path: os.PathLike | str) -> DatasetTable:
         with tarfile.open(path) as tar:
             members = [member.name for member in tar if member.isfile()]
     except _ARCHIVE_ERRORS as error:
-        raise DatasetError(f"{path}: not a readable tar archive ({error})") from None
+        raise DatasetError(f"{path}: not a readable tar archive ({one_line(error)})") from None
     return table_from_names(((Path(m).name, f"{container}{MEMBER_SEP}{m}") for m in members), path)
 
 
@@ -135,4 +135,4 @@ def iter_utkface_images(path: os.PathLike | str) -> Iterator[tuple[str, bytes]]:
                 if member.isfile() and keep(name):
                     yield name, tar.extractfile(member).read()  # type: ignore[union-attr]
     except _ARCHIVE_ERRORS as error:
-        raise DatasetError(f"{path}: not a readable tar archive ({error})") from None
+        raise DatasetError(f"{path}: not a readable tar archive ({one_line(error)})") from None
