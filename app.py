@@ -11,7 +11,7 @@ and measure **how biased** the data and the model are.
 
 | page | what it is for |
 |---|---|
-| **Dataset Explorer** | distributions of age, gender and ethnicity in a dataset, their crossings, imbalance figures, and two datasets side by side |
+| **Dataset Explorer** | distributions of age, gender and ethnicity in a dataset (shipped UTKFace and FairFace labels, or any supported dataset on disk), their crossings, imbalance figures, two datasets side by side, and a filterable face gallery with the filtered labels as CSV |
 
 Every prediction is a probability, and every age comes with an interval: the model is
 wrong sometimes, and more often for some groups than others. Do not use it to make

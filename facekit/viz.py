@@ -1,0 +1,225 @@
+"""Plotly figures shared by the app pages and the reports: plain functions of tables, no state.
+
+Labels are shown through ``labels.display`` and categories keep the schema's order, so a
+figure reads the same on every page and two datasets line up on the same axes.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
+
+from facekit import labels
+from facekit.data.stats import COLUMN_NAMES, crossing
+from facekit.data.table import CATEGORIES
+
+if TYPE_CHECKING:  # predict pulls in torch; figures of tables should not need it
+    from facekit.predict import FacePrediction
+
+GENDER_COLORS = {"Male": "#1f6feb", "Female": "#d6336c"}
+DATASET_COLORS = px.colors.qualitative.Safe
+
+
+def _names(values) -> list[str]:
+    return [labels.display(str(value)) for value in values]
+
+
+def _tidy(figure: go.Figure, title: str, height: int = 360) -> go.Figure:
+    figure.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), legend_title_text="")
+    return figure
+
+
+def count_bars(counts: pd.Series, title: str) -> go.Figure:
+    """Faces per label (the output of ``stats.label_counts``), with each bar's share in its hover."""
+    total = counts.sum() or 1
+    figure = go.Figure(
+        go.Bar(
+            x=_names(counts.index),
+            y=counts.to_numpy(),
+            customdata=counts.to_numpy() / total,
+            hovertemplate="%{x}: %{y:,} faces (%{customdata:.1%})<extra></extra>",
+            marker_color="#1f6feb",
+        )
+    )
+    figure.update_yaxes(title_text="faces")
+    return _tidy(figure, title)
+
+
+def age_histogram(frame: pd.DataFrame, title: str = "Age in years") -> go.Figure:
+    """One bar per year of age, so spikes (babies, round ages) stay visible."""
+    figure = px.histogram(frame.dropna(subset=["age"]), x="age", nbins=int(frame["age"].max() or 1) + 1)
+    figure.update_traces(marker_color="#1f6feb", hovertemplate="age %{x}: %{y:,} faces<extra></extra>")
+    figure.update_xaxes(title_text="age (years)")
+    figure.update_yaxes(title_text="faces")
+    return _tidy(figure, title)
+
+
+def crossing_heatmap(frame: pd.DataFrame, rows: str, columns: str, title: str) -> go.Figure:
+    """Faces per pair of labels as an annotated heatmap: empty and thin cells stand out."""
+    table = crossing(frame, rows, columns)
+    figure = px.imshow(
+        table.to_numpy(),
+        x=_names(table.columns),
+        y=_names(table.index),
+        text_auto=",d",
+        color_continuous_scale="Blues",
+        aspect="auto",
+        labels=dict(x=COLUMN_NAMES.get(columns, columns), y=COLUMN_NAMES.get(rows, rows), color="faces"),
+    )
+    return _tidy(figure, title)
+
+
+def age_by_group(frame: pd.DataFrame, column: str = "race", title: str = "Age by ethnicity") -> go.Figure:
+    """Age distribution within each group: box plots of years, or age-group shares when there are no years."""
+    name = COLUMN_NAMES.get(column, column)
+    known = frame.dropna(subset=[column])
+    if known["age"].notna().any():
+        data = known.dropna(subset=["age"]).assign(group=lambda f: _names(f[column]))
+        order = [g for g in _names(CATEGORIES[column]) if g in set(data["group"])]
+        figure = px.box(data, x="group", y="age", category_orders={"group": order}, points=False)
+        figure.update_traces(marker_color="#1f6feb")
+        figure.update_xaxes(title_text=name)
+        figure.update_yaxes(title_text="age (years)")
+        return _tidy(figure, title)
+    shares = crossing(known, "age_bin", column)
+    shares = shares / shares.sum().where(shares.sum() > 0, 1)
+    figure = px.imshow(
+        shares.to_numpy(),
+        x=_names(shares.columns),
+        y=list(shares.index),
+        text_auto=".0%",
+        color_continuous_scale="Blues",
+        aspect="auto",
+        labels=dict(x=name, y="age group", color="share"),
+    )
+    return _tidy(figure, f"{title} (share of each group per age group)")
+
+
+def age_pyramid(frame: pd.DataFrame, title: str = "Age group by gender") -> go.Figure:
+    """Population pyramid: men to the left, women to the right, one row per age group."""
+    table = crossing(frame, "age_bin", "gender")
+    figure = go.Figure()
+    for gender, sign in (("male", -1), ("female", 1)):
+        shown = labels.display(gender)
+        figure.add_trace(
+            go.Bar(
+                y=list(table.index),
+                x=sign * table[gender].to_numpy(),
+                customdata=table[gender].to_numpy(),
+                name=shown,
+                orientation="h",
+                marker_color=GENDER_COLORS[shown],
+                hovertemplate=f"{shown}, %{{y}}: %{{customdata:,}} faces<extra></extra>",
+            )
+        )
+    limit = int(table.to_numpy().max() or 1)
+    figure.update_layout(barmode="relative", bargap=0.1)
+    figure.update_xaxes(title_text="faces", range=[-limit * 1.05, limit * 1.05], tickformat=",d")
+    figure.update_yaxes(title_text="age group")
+    return _tidy(figure, title)
+
+
+def compare_bars(long: pd.DataFrame, title: str) -> go.Figure:
+    """Each dataset's share per label side by side (``stats.compare``): shares, so sizes do not matter."""
+    data = long.assign(shown=_names(long["label"]))
+    figure = px.bar(
+        data,
+        x="shown",
+        y="share",
+        color="dataset",
+        barmode="group",
+        custom_data=["count"],
+        color_discrete_sequence=DATASET_COLORS,
+        category_orders={"shown": list(dict.fromkeys(data["shown"]))},
+    )
+    figure.update_traces(hovertemplate="%{x}: %{y:.1%} (%{customdata[0]:,} faces)<extra></extra>")
+    figure.update_yaxes(title_text="share of faces", tickformat=".0%")
+    figure.update_xaxes(title_text="")
+    return _tidy(figure, title)
+
+
+# ---- single photos: boxes, heat maps and one face's probabilities (Predict page, `facekit explain`)
+
+HEAT_ALPHA = 0.5
+
+
+def face_label(index: int, face: FacePrediction) -> str:
+    """The short label drawn by a face's box: its number, gender, ethnicity and age."""
+    return (f"{index + 1}: {labels.display(face.gender)} {face.gender_probs[face.gender]:.0%}, "
+            f"{labels.display(face.race)} {face.race_probs[face.race]:.0%}, {face.age:.0f} y")
+
+
+def annotate_faces(image: Image.Image, faces: Sequence[FacePrediction]) -> Image.Image:
+    """A copy of the photo with each face (``FacePrediction``) boxed and labelled, sized to the photo."""
+    annotated = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(annotated)
+    scale = max(annotated.size) / 800
+    font = ImageFont.load_default(size=max(12, round(16 * scale)))
+    width = max(2, round(3 * scale))
+    for index, face in enumerate(faces):
+        x1, y1, x2, y2 = face.box
+        color = GENDER_COLORS[labels.display(face.gender)]
+        draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
+        text = face_label(index, face)
+        left, top, right, bottom = draw.textbbox((x1, y1), text, font=font)
+        lift = bottom - top + 2 * width
+        y = y1 - lift if y1 - lift >= 0 else y2  # above the box, or below it at the top edge
+        box = (left - width, y, right + width, y + lift)
+        draw.rectangle(box, fill=color)
+        draw.text((x1, y + width - (top - y1)), text, fill="white", font=font)
+    return annotated
+
+
+def heat_overlay(image: Image.Image, heat: np.ndarray, coverage: np.ndarray, alpha: float = HEAT_ALPHA) -> Image.Image:
+    """The photo with a Grad-CAM heat map (0..1, photo-sized) blended in where ``coverage`` > 0.
+
+    Outside the explained crops the photo is left as it is: no heat there means "not
+    looked at", not "cold".
+    """
+    colors = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)[..., ::-1]
+    weight = (alpha * np.clip(coverage, 0, 1))[..., None]
+    pixels = np.asarray(image.convert("RGB"), np.float32)
+    return Image.fromarray(np.uint8(pixels * (1 - weight) + colors * weight + 0.5))
+
+
+def probability_bars(probs: Mapping[str, float], title: str) -> go.Figure:
+    """One head's class probabilities as horizontal bars, in schema order."""
+    names = _names(probs)
+    figure = go.Figure(go.Bar(x=list(probs.values()), y=names, orientation="h", marker_color="#1f6feb",
+                              text=[f"{p:.0%}" for p in probs.values()], textposition="auto",
+                              hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    figure.update_xaxes(range=[0, 1], tickformat=".0%", title_text="probability")
+    figure.update_yaxes(autorange="reversed")
+    return _tidy(figure, title, height=240)
+
+
+def age_distribution(face: FacePrediction, title: str = "Age") -> go.Figure:
+    """P(age) per year with the 80% interval shaded and the expected age marked."""
+    years = np.arange(len(face.age_probs))
+    figure = go.Figure(go.Scatter(x=years, y=face.age_probs, mode="lines", fill="tozeroy", line_color="#1f6feb",
+                                  hovertemplate="%{x} years: %{y:.1%}<extra></extra>"))
+    figure.add_vrect(x0=face.age_low, x1=face.age_high, fillcolor="#1f6feb", opacity=0.12, line_width=0,
+                     annotation_text="80% interval", annotation_position="top left")
+    figure.add_vline(x=face.age, line_dash="dash", line_color="#d6336c",
+                     annotation_text=f"expected {face.age:.0f}", annotation_position="top right")
+    figure.update_xaxes(title_text="age (years)", range=[0, min(len(years) - 1, face.age_high + 25)])
+    figure.update_yaxes(title_text="probability", tickformat=".0%")
+    return _tidy(figure, title, height=240)
+
+
+def share_intervals(table: pd.DataFrame, title: str) -> go.Figure:
+    """Shares per label with their confidence intervals (``segments.Breakdown`` tables) as error bars."""
+    figure = go.Figure(go.Bar(
+        x=_names(table.index), y=table["share"], marker_color="#1f6feb", customdata=table[["count", "low", "high"]],
+        error_y=dict(type="data", symmetric=False, array=table["high"] - table["share"],
+                     arrayminus=table["share"] - table["low"]),
+        hovertemplate="%{x}: %{y:.1%} (%{customdata[0]:,} faces), interval %{customdata[1]:.1%} to "
+                      "%{customdata[2]:.1%}<extra></extra>",
+    ))
+    figure.update_yaxes(title_text="share of faces", tickformat=".0%", rangemode="tozero")
+    return _tidy(figure, title)
