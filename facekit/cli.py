@@ -11,6 +11,8 @@ app = typer.Typer(help="Age, gender and ethnicity from face photos, explained, w
                   no_args_is_help=True, pretty_exceptions_enable=False)
 weights_app = typer.Typer(help="Pretrained backbone weights: convert once, cache, inspect.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
+data_app = typer.Typer(help="Datasets: summaries, the UTKFace split, the shipped label indexes.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -127,3 +129,89 @@ def train(
         run(settings, resume=resume)
     except (DatasetError, ValueError, FileNotFoundError, RuntimeError) as error:
         fail(str(error))
+
+
+def _read_dataset(path: Path):
+    """A dataset for a command: a one-line error instead of a traceback, each warning on one line."""
+    import warnings
+
+    from facekit.data import DatasetError, read_dataset
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = read_dataset(path)
+        except DatasetError as error:
+            fail(str(error))
+    for warning in caught:
+        typer.echo(f"warning: {warning.message}", err=True)
+    return table
+
+
+def _utkface_source(source: Optional[Path]) -> Path:
+    from facekit.data import locate_utkface
+
+    found = source or locate_utkface()
+    if found is None:
+        fail("no UTKFace archive found; pass --source or set FACEKIT_UTKFACE")
+    return found
+
+
+@data_app.command("summary")
+def data_summary(
+    path: Path = typer.Argument(..., help="A UTKFace folder or .tar.gz, a FairFace/Kaggle/seed-003/manifest CSV."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+) -> None:
+    """Faces, label counts, ages, imbalance and anomalies of any supported dataset."""
+    import json
+
+    from facekit.data import stats
+
+    summary = stats.summarize(_read_dataset(path))
+    typer.echo(json.dumps(summary, indent=2) if as_json else stats.summary_text(summary))
+
+
+@data_app.command("split")
+def data_split(
+    source: Optional[Path] = typer.Option(None, "--source", help="UTKFace archive or folder (default: the located one)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Default: facekit/assets/utkface_split.csv."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Default: the seed the committed split was made with."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing split file."),
+) -> None:
+    """Make the seeded, stratified 80/10/10 UTKFace split; it is made once, so replacing needs --force."""
+    from facekit.data import SPLIT_PATH, make_split, write_split
+    from facekit.data.splits import SEED
+
+    table = _read_dataset(_utkface_source(source))
+    if table.dataset != "utkface":
+        fail(f"{table.source} is a {table.dataset} dataset; the split is made from UTKFace")
+    split = make_split(table, seed=SEED if seed is None else seed)
+    try:
+        path = write_split(split, out or SPLIT_PATH, force=force)
+    except (FileExistsError, OSError) as error:
+        fail(str(error))
+    counts = split["split"].value_counts()
+    typer.echo(f"{path}: " + ", ".join(f"{name} {counts.get(name, 0):,}" for name in ("train", "val", "test")))
+
+
+@data_app.command("index")
+def data_index(
+    name: str = typer.Argument(..., help="utkface or fairface"),
+    source: Optional[Path] = typer.Option(None, "--source", help="UTKFace archive, or the FairFace CSV folder."),
+    force: bool = typer.Option(False, "--force", help="Replace the shipped index."),
+) -> None:
+    """Rebuild a shipped label index (facekit/assets/*_labels.csv.gz) from the real data."""
+    from facekit.data import write_shipped_index
+    from facekit.data.paths import SHARED_DATA
+
+    if name not in ("utkface", "fairface"):
+        fail(f"no shipped index {name!r}; choose utkface or fairface")
+    path = _utkface_source(source) if name == "utkface" else source or SHARED_DATA / "fairface"
+    table = _read_dataset(path)
+    if table.dataset != name:
+        fail(f"{path} is a {table.dataset} dataset, not {name}")
+    try:
+        written = write_shipped_index(name, table, force=force)
+    except (FileExistsError, OSError) as error:
+        fail(str(error))
+    typer.echo(f"{written}: {len(table):,} faces")

@@ -146,3 +146,33 @@ def summarize(table: DatasetTable) -> dict:
         "age": age_summary(frame),
         "anomalies": [{"file": a.file, "reason": a.reason} for a in table.anomalies],
     }
+
+
+def summary_text(summary: dict, max_anomalies: int = 20) -> str:
+    """``summarize``'s numbers as a few readable lines, with the imbalance readings (the CLI's default output)."""
+
+    def counts_line(counts: dict[str, int]) -> str:
+        total = sum(counts.values()) or 1
+        return " · ".join(f"{labels.display(k)} {v:,} ({v / total:.1%})" for k, v in counts.items())
+
+    lines = [
+        f"{summary['dataset']}: {summary['faces']:,} faces ({summary['source']})",
+        f"  known: age {summary['with_age']:,} · age group {summary['with_age_bin']:,} · gender "
+        f"{summary['with_gender']:,} · ethnicity {summary['with_race']:,} · with image {summary['with_image']:,}",
+    ]
+    if summary["age"]:
+        age = summary["age"]
+        lines.append(f"age (years): min {age['min']:g}, median {age['median']:g}, max {age['max']:g}")
+    for key, name in (("gender", "gender"), ("race", "ethnicity"), ("age_bin", "age group")):
+        if any(summary[key].values()):
+            lines.append(f"{name}: {counts_line(summary[key])}")
+            result = imbalance(pd.Series(summary[key]), "group")
+            if result is not None:
+                lines.append(f"  {result.reading}")
+    anomalies = summary["anomalies"]
+    if anomalies:
+        lines.append(f"anomalies ({len(anomalies):,}):")
+        lines.extend(f"  {a['file']}: {a['reason']}" for a in anomalies[:max_anomalies])
+        if len(anomalies) > max_anomalies:
+            lines.append(f"  ... and {len(anomalies) - max_anomalies:,} more (--json lists them all)")
+    return "\n".join(lines)
