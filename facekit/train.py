@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     limit: int = 0  # train on the first N training faces only (smoke runs); 0 = all
+    session_epochs: int = 0  # stop after this many epochs in one invocation (a time budget); --resume goes on
     fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
 
     @classmethod
@@ -171,7 +172,7 @@ def multitask_loss(
         expected = (log_probs.exp() * torch.arange(labels.AGE_CLASSES, dtype=torch.float32)).sum(1)
         parts["age"] = distribution + config.age_l1_weight * (expected - age[known]).abs().mean()
     total = sum(config.loss_weights.get(head, 1.0) * value for head, value in parts.items())
-    return total, {head: float(value) for head, value in parts.items()}
+    return total, {head: float(value.detach()) for head, value in parts.items()}
 
 
 def balanced_weights(target: np.ndarray, classes: int) -> torch.Tensor:
@@ -283,9 +284,13 @@ def fit(
         log(f"resumed from {last} at epoch {state['epoch']}")
     from tqdm import tqdm
 
-    for epoch in range(state["epoch"], config.epochs):
+    last_epoch = config.epochs
+    if config.session_epochs:
+        last_epoch = min(config.epochs, state["epoch"] + config.session_epochs)
+    for epoch in range(state["epoch"], last_epoch):
         if sampler is not None:
             sampler.set_epoch(epoch)
+        generator.manual_seed(config.seed + epoch)  # the same order whether or not the run resumed
         trained.train()
         started = time.time()
         sums: dict[str, float] = {}

@@ -1,0 +1,99 @@
+"""The training loop on synthetic features: loss, resume, and two DDP ranks agreeing."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facekit import labels
+from facekit.backbones import build_inception_resnet_v1
+from facekit.model import FEATURE_SIZE, FaceModel, ModelConfig
+from facekit.train import Targets, TrainConfig, age_targets, fit, multitask_loss
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def synthetic(faces: int = 96, seed: int = 0) -> tuple[np.ndarray, Targets]:
+    """Pooled-feature-shaped inputs whose first dimensions carry the labels, so training can learn."""
+    rng = np.random.default_rng(seed)
+    gender = rng.integers(0, 2, faces)
+    race = rng.integers(0, 5, faces)
+    race[::7] = -1  # unknown ethnicity, as UTKFace has
+    age = rng.uniform(1, 80, faces)
+    x = rng.normal(size=(faces, 2, FEATURE_SIZE)).astype(np.float32)
+    x[:, :, :32] += 2 * gender[:, None, None]
+    x[:, :, 32:64] += race[:, None, None]
+    x[:, :, 64:96] += age[:, None, None] / 20
+    return x, Targets(gender, race, age)
+
+
+def heads_model() -> FaceModel:
+    torch.manual_seed(0)
+    return FaceModel(ModelConfig(), backbone=build_inception_resnet_v1())
+
+
+def test_age_target_is_a_distribution_peaking_at_the_age():
+    target = age_targets(torch.tensor([0.0, 37.0, 150.0]), sigma=2.0)
+    assert torch.allclose(target.sum(1), torch.ones(3))
+    assert target.argmax(1).tolist() == [0, 37, labels.AGE_MAX]
+
+
+def test_unknown_ethnicity_is_masked_out_of_the_loss():
+    outputs = {"gender": torch.randn(4, 2, requires_grad=True), "race": torch.randn(4, 5, requires_grad=True),
+               "age": torch.randn(4, labels.AGE_CLASSES, requires_grad=True)}
+    loss, parts = multitask_loss(outputs, torch.tensor([0, 1, 0, 1]), torch.full((4,), -1),
+                                 torch.tensor([20.0, 30, float("nan"), 40]), TrainConfig(), {})
+    loss.backward()
+    assert "race" not in parts and np.isfinite(float(loss))
+    assert outputs["race"].grad is None or float(outputs["race"].grad.abs().sum()) == 0.0
+    assert float(outputs["age"].grad[2].abs().sum()) == 0.0  # the face without an age
+    assert float(outputs["age"].grad[0].abs().sum()) > 0.0
+
+
+def test_training_learns_and_resume_matches_an_uninterrupted_run(tmp_path):
+    x, targets = synthetic()
+    rows = np.arange(len(x))
+    config = TrainConfig(out=str(tmp_path / "straight"), epochs=4, batch_size=16, lr=3e-3, patience=10)
+    straight = heads_model()
+    result = fit(straight, x, "repeat_2", targets, rows[:72], rows[72:], config, log=lambda _: None)
+    assert result["validation"]["gender"]["accuracy"] >= 0.8  # the signal is strong: chance is 0.5
+
+    interrupted = TrainConfig(**{**config.__dict__, "out": str(tmp_path / "resumed"), "session_epochs": 2})
+    fit(heads_model(), x, "repeat_2", targets, rows[:72], rows[72:], interrupted, log=lambda _: None)
+    assert (tmp_path / "resumed" / "metrics.csv").read_text().count("\n") == 3  # header + 2 epochs
+    resumed = heads_model()
+    fit(resumed, x, "repeat_2", targets, rows[:72], rows[72:], interrupted, resume=True, log=lambda _: None)
+    assert (tmp_path / "resumed" / "metrics.csv").read_text().count("\n") == 5  # header + 4 epochs
+    for key, value in straight.heads.state_dict().items():
+        assert torch.allclose(value.float(), resumed.heads.state_dict()[key].float(), atol=1e-5), key
+
+
+def test_two_ddp_ranks_end_with_the_same_parameters(tmp_path):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, torch, torch.distributed as dist
+        sys.path.insert(0, {str(REPO / 'tests')!r})
+        from test_train import synthetic, heads_model
+        from facekit.train import TrainConfig, fit
+        import numpy as np
+        x, targets = synthetic()
+        rows = np.arange(len(x))
+        model = heads_model()
+        fit(model, x, "repeat_2", targets, rows[:72], rows[72:],
+            TrainConfig(out={str(tmp_path / 'run')!r}, epochs=2, batch_size=8), log=lambda _: None)
+        torch.save(model.heads.state_dict(), {str(tmp_path)!r} + f"/rank{{dist.get_rank()}}.pt")
+        dist.destroy_process_group()
+    """))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    start = heads_model().heads.state_dict()
+    assert any(not torch.equal(first[k], start[k]) for k in first)  # training moved the weights
+    for key in first:
+        assert torch.allclose(first[key].float(), second[key].float(), atol=1e-6), key
