@@ -1,0 +1,72 @@
+"""Shared fixtures: real photos, the real UTKFace archive, and the real detector and model,
+each loaded once per test session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facekit.data.paths import locate_utkface
+from facekit.model import DEFAULT_MODEL
+
+REPO = Path(__file__).resolve().parents[1]
+# Hand-annotated face box of skimage's astronaut photo (Eileen Collins, public domain):
+# hairline to chin, ear to ear, in the 512x512 image.
+ASTRONAUT_FACE = (175.0, 55.0, 275.0, 180.0)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def utkface_archive() -> Path:
+    path = locate_utkface()
+    if path is None:
+        pytest.skip("the UTKFace archive is not at ../shared/data/UTKFace.tar.gz (or FACEKIT_UTKFACE)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from facekit.detect import FaceDetector
+
+    return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    if not DEFAULT_MODEL.exists():
+        pytest.skip(f"the shipped model is missing at {DEFAULT_MODEL}")
+    from facekit.predict import Predictor
+
+    return Predictor()
+
+
+def box_iou(a, b) -> float:
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    return inter / union
+
+
+def exif_rotated_jpeg(image: Image.Image, orientation: int = 6) -> bytes:
+    """JPEG bytes stored sideways with an EXIF orientation tag, as phones write them."""
+    import io
+
+    stored = image.transpose(Image.Transpose.ROTATE_90)  # what a phone held sideways stores
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # 6: the viewer must rotate 90 degrees clockwise
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", exif=exif.tobytes(), quality=92)
+    return buffer.getvalue()
+
+
+def noise_image(size=(64, 64), seed=0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (*size[::-1], 3), dtype=np.uint8))
