@@ -215,3 +215,93 @@ def data_index(
     except (FileExistsError, OSError) as error:
         fail(str(error))
     typer.echo(f"{written}: {len(table):,} faces")
+
+
+@app.command()
+def evaluate(
+    model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Labelled dataset in any format the readers know "
+                                                             "(default: the UTKFace archive)."),
+    split: str = typer.Option("test", "--split", help="train, val, test, or all."),
+    json_out: bool = typer.Option(False, "--json", help="Print the evaluation JSON instead of the summary."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write evaluation.json, predictions.csv, report.md, "
+                                                           "report.html and MODEL_CARD.md into this folder."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate a seeded random sample of N images."),
+    crop: str = typer.Option("detect", "--crop", help="detect: re-detect the face as at inference; archive: feed "
+                                                      "the whole image as the face crop."),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=10, help="Bootstrap resamples for the 95% CIs."),
+    min_group: int = typer.Option(30, "--min-group", min=1, help="Groups with fewer faces are flagged as small."),
+) -> None:
+    """Accuracy, age error, calibration and every metric by group (with CIs) of a model on a labelled dataset."""
+    import json
+    import shlex
+    import sys
+
+    from facekit.evaluate import CROPS, evaluate as run_evaluation, save_evaluation
+    from facekit.io import ImageError
+    from facekit.report import evaluation_facts, gap_sentence, gap_table, headline_table, write_report
+
+    if crop not in CROPS:
+        fail(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
+    try:
+        result = run_evaluation(model, data, split=split, limit=limit, crop=crop, n_boot=bootstrap,
+                                min_group=min_group, log=lambda line: typer.echo(line, err=True))
+    except (ValueError, FileNotFoundError, RuntimeError, OSError, ImageError) as error:
+        fail(str(error))
+    result.summary["command"] = shlex.join(["facekit", *sys.argv[1:]])
+    if out:
+        try:
+            written = save_evaluation(result, out) + write_report(result.summary, out)
+        except OSError as error:
+            fail(f"cannot write the report to {out} ({error})")
+        typer.echo("wrote " + ", ".join(str(path) for path in written), err=True)
+    if json_out:
+        typer.echo(json.dumps(result.summary, indent=1))
+        return
+    for fact in evaluation_facts(result.summary) + result.summary["notes"]:
+        typer.echo(fact)
+    if "groups" in result.summary:
+        typer.echo(headline_table(result.summary).to_string(index=False))
+        gaps = gap_table(result.summary)
+        for _, gap in gaps[gaps["metric"].isin(["gender.accuracy", "race.accuracy", "age.mae"])].iterrows():
+            typer.echo(gap_sentence(gap))
+
+
+@app.command()
+def card(
+    model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint whose sidecar describes the model "
+                                                               "(default: the shipped one)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Evaluation folder (default: the committed "
+                                                                 "report of that model)."),
+    out: Path = typer.Option(..., "--out", help="Markdown file to write, e.g. MODEL_CARD.md."),
+) -> None:
+    """Write the model card (Mitchell et al. 2019) from the checkpoint's metadata and an evaluation report."""
+    import json
+
+    from facekit.evaluate import load_evaluation
+    from facekit.model import DEFAULT_MODEL, sidecar_path
+    from facekit.report import committed_reports, model_card
+
+    weights = model or DEFAULT_MODEL
+    if report is None:
+        report = committed_reports().get(weights.stem)
+        if report is None:
+            fail(f"no committed report for {weights.stem}: run `facekit evaluate --out DIR` and pass --report DIR")
+    try:
+        evaluation = load_evaluation(report)
+    except (FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    metadata = None
+    if model is not None or sidecar_path(weights).is_file():
+        try:
+            metadata = json.loads(sidecar_path(weights).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            fail(f"cannot read the checkpoint sidecar {sidecar_path(weights)} ({error})")
+        recorded = evaluation.summary["model"].get("metadata", {})
+        if recorded.get("training") != metadata.get("training"):
+            typer.echo(f"warning: {report} was made with another version of {weights.name}", err=True)
+    try:
+        out.write_text(model_card(evaluation.summary, metadata))
+    except OSError as error:
+        fail(f"cannot write {out} ({error})")
+    typer.echo(f"model card: {out}")

@@ -223,3 +223,91 @@ def share_intervals(table: pd.DataFrame, title: str) -> go.Figure:
     ))
     figure.update_yaxes(title_text="share of faces", tickformat=".0%", rangemode="tozero")
     return _tidy(figure, title)
+
+
+# ---- model evaluation (Model Evaluation page, `facekit evaluate` reports): figures of the evaluation JSON
+
+EVALUATION_COLORS = px.colors.qualitative.Safe
+
+
+def confusion_heatmap(matrix: Mapping, normalize: bool = True, title: str = "Confusion matrix") -> go.Figure:
+    """True classes down, predicted across; ``matrix`` is the JSON's {labels, counts, normalized}."""
+    counts = np.asarray(matrix["counts"])
+    values = np.asarray(matrix["normalized"]) if normalize else counts
+    names = _names(matrix["labels"])
+    figure = go.Figure(go.Heatmap(
+        z=values, x=names, y=names, colorscale="Blues", customdata=counts,
+        text=[[f"{v:.0%}" if normalize else f"{v:,}" for v in row] for row in values], texttemplate="%{text}",
+        hovertemplate="true %{y}, predicted %{x}: %{customdata:,} faces<extra></extra>",
+        colorbar=dict(title="share of row" if normalize else "faces", tickformat=".0%" if normalize else ",d"),
+    ))
+    figure.update_yaxes(title_text="true", autorange="reversed")
+    figure.update_xaxes(title_text="predicted")
+    return _tidy(figure, title, height=300 + 25 * len(names))
+
+
+def group_bars(reports: Mapping[str, pd.DataFrame], years: bool, title: str) -> go.Figure:
+    """One metric by group with 95% CI error bars, one colour per report (a single report: one colour).
+
+    Each frame holds the JSON's ``groups`` rows of one metric and feature, "all" included: it
+    becomes the dashed reference line. Groups below the minimum size are drawn pale and marked "(small)".
+    """
+    figure = go.Figure()
+    for index, (name, rows) in enumerate(reports.items()):
+        color = EVALUATION_COLORS[index % len(EVALUATION_COLORS)]
+        groups = rows[rows["group"] != "all"]
+        shown = [labels.display(g.split("/")[0]) + (" " + g.split("/")[1] if "/" in g else "")
+                 + (" (small)" if small else "") for g, small in zip(groups["group"], groups["small"])]
+        figure.add_trace(go.Bar(
+            x=shown, y=groups["value"], name=name or None, showlegend=bool(name), marker_color=color,
+            marker_opacity=[0.4 if small else 1.0 for small in groups["small"]],
+            customdata=groups[["n", "ci_low", "ci_high"]],
+            error_y=dict(type="data", symmetric=False, array=groups["ci_high"] - groups["value"],
+                         arrayminus=groups["value"] - groups["ci_low"]),
+            hovertemplate="%{x}: %{y:" + (".2f" if years else ".1%") + "} (95% CI %{customdata[1]:"
+                          + (".2f" if years else ".1%") + "} to %{customdata[2]:" + (".2f" if years else ".1%")
+                          + "}), %{customdata[0]:,} faces<extra>" + (name or "") + "</extra>",
+        ))
+        overall = rows[rows["group"] == "all"]
+        if len(overall):
+            figure.add_hline(y=float(overall["value"].iloc[0]), line_dash="dash", line_color=color,
+                             annotation_text=f"all faces{' (' + name + ')' if name else ''}",
+                             annotation_position="top left")
+    figure.update_layout(barmode="group")
+    figure.update_yaxes(title_text="years" if years else "", tickformat="" if years else ".0%", rangemode="tozero")
+    return _tidy(figure, title)
+
+
+def decade_errors(reports: Mapping[str, Sequence[Mapping]], title: str = "Age MAE by true age") -> go.Figure:
+    """Age MAE per decade of true age (the JSON's ``age.mae_by_decade``), one colour per report."""
+    figure = go.Figure()
+    for index, (name, rows) in enumerate(reports.items()):
+        table = pd.DataFrame(list(rows), columns=["decade", "mae", "n"])
+        figure.add_trace(go.Bar(x=table["decade"], y=table["mae"], name=name or None, showlegend=bool(name),
+                                marker_color=EVALUATION_COLORS[index % len(EVALUATION_COLORS)], customdata=table["n"],
+                                hovertemplate="age %{x}: MAE %{y:.1f} years, %{customdata:,} faces<extra></extra>"))
+    figure.update_layout(barmode="group")
+    figure.update_xaxes(title_text="true age")
+    figure.update_yaxes(title_text="MAE (years)", rangemode="tozero")
+    return _tidy(figure, title)
+
+
+def reliability_diagram(reports: Mapping[str, Mapping], title: str = "Reliability") -> go.Figure:
+    """Accuracy against confidence per bin (the JSON's ``calibration.<head>``); the diagonal is perfect calibration.
+
+    Marker size follows the bin's number of faces, so a far-off bin with three faces is seen to be one.
+    """
+    figure = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
+                                  name="perfectly calibrated", hoverinfo="skip"))
+    for index, (name, data) in enumerate(reports.items()):
+        bins = pd.DataFrame(data["bins"], columns=["low", "high", "count", "confidence", "accuracy"])
+        size = 6 + 24 * np.sqrt(bins["count"] / max(bins["count"].max(), 1))
+        figure.add_trace(go.Scatter(
+            x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name=name or "model",
+            marker=dict(size=size, color=EVALUATION_COLORS[index % len(EVALUATION_COLORS)]),
+            customdata=bins[["count", "low", "high"]],
+            hovertemplate="confidence %{customdata[1]:.2f}–%{customdata[2]:.2f}: mean %{x:.2f}, accuracy %{y:.1%}, "
+                          "%{customdata[0]:,} faces<extra></extra>"))
+    figure.update_xaxes(title_text="confidence (top-class probability)", range=[0, 1.02])
+    figure.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%")
+    return _tidy(figure, title)

@@ -1,0 +1,347 @@
+"""Evaluate a checkpoint on any labelled dataset the readers support, and keep the evidence.
+
+``evaluate`` runs the ``Predictor`` over the chosen faces and returns an ``Evaluation``: one
+row per image (``predictions``, saved as CSV so the app can show the worst mistakes without
+recomputing) and a JSON-able ``summary`` computed from those rows alone by ``summarize``, so
+anyone can check the headline numbers against the CSV.
+
+One face per image: the largest one the detector finds, cropped exactly as at inference.
+Images where no face is found are counted (the detector hit rate) and left out of the head
+metrics. ``crop="archive"`` skips detection and feeds the whole image as the face (a UTKFace
+chip is already a face crop) to measure what re-detection costs or gains.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from facekit import labels, metrics
+
+CROPS = ("detect", "archive")
+SPLIT_ALL = "all"
+SUMMARY_FILE = "evaluation.json"
+PREDICTIONS_FILE = "predictions.csv"
+FORMAT = "facekit-evaluation/1"
+HEADS = ("gender", "race", "age")
+CLASSES = {"gender": labels.GENDERS, "race": labels.RACES, "age_bin": labels.AGE_BIN_LABELS}
+# Groups every metric is broken down by (true labels); race_gender is the crossing.
+FEATURES = ("gender", "race", "age_bin", "race_gender")
+NO_FACE_NOTE = "images where the detector found no face are excluded from the head metrics"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """An evaluation's rows (one per image) and its summary (the JSON)."""
+
+    summary: dict
+    predictions: pd.DataFrame
+
+
+def select_faces(data: Optional[os.PathLike | str], split: str = "test", limit: Optional[int] = None,
+                 seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """Dataset info and the rows to evaluate: one split (or ``all``), with images, ``limit`` sampled.
+
+    The default dataset is the UTKFace archive ``locate_utkface`` finds; UTKFace gets its
+    committed split. ``limit`` draws a seeded random sample, not the first rows: UTKFace's
+    files sort by age, so the first 40 would all be babies.
+    """
+    from facekit.data import DatasetError, load_split, locate_utkface, read_dataset
+
+    path = Path(data) if data else locate_utkface()
+    if path is None:
+        raise DatasetError("no dataset given and no UTKFace archive found: pass --data or set FACEKIT_UTKFACE")
+    table = read_dataset(path)
+    if split != SPLIT_ALL and table.dataset == "utkface" and "split" not in table.frame:
+        table = load_split(table)
+    frame = table.frame
+    if split != SPLIT_ALL:
+        if "split" not in frame:
+            raise DatasetError(f"{path} has no train/val/test split: use --split all")
+        if split not in set(frame["split"].dropna().astype(str)):
+            found = ", ".join(sorted(set(frame["split"].dropna().astype(str))))
+            raise DatasetError(f"{path} has no split {split!r} (it has {found or 'none'}; or use --split all)")
+        frame = frame[frame["split"].astype(str) == split]
+    frame = frame[frame["image"].notna()]
+    if frame.empty:
+        raise DatasetError(f"{path}: no images to evaluate (labels only?)")
+    if not frame[["gender", "race", "age", "age_bin"]].notna().any().any():
+        raise DatasetError(f"{path}: no labels to evaluate against")
+    if limit is not None and limit < len(frame):
+        frame = frame.sample(n=limit, random_state=seed).sort_index()
+    info = {"name": table.dataset, "source": str(Path(table.source).resolve()), "split": split, "images": len(frame),
+            "limit": limit, "sample_seed": seed if limit is not None else None}
+    return info, frame.reset_index(drop=True)
+
+
+def _relative_image(ref: str, source: str) -> str:
+    """An image reference relative to the dataset's source, so a committed CSV is not tied to one machine."""
+    from facekit.data.utkface import MEMBER_SEP
+
+    container, sep, member = ref.partition(MEMBER_SEP)
+    if sep and container == source:
+        return member
+    base = source if Path(source).is_dir() else str(Path(source).parent)
+    return os.path.relpath(ref, base) if not sep and ref.startswith(base) else ref
+
+
+def image_reference(row: pd.Series | dict, dataset: dict) -> str:
+    """The ``read_image_bytes`` reference of a predictions row on this machine.
+
+    Resolved against the dataset's source; a UTKFace evaluation made elsewhere is pointed
+    at the local archive (``locate_utkface``) when its recorded one is not here.
+    """
+    from facekit.data import locate_utkface
+    from facekit.data.utkface import MEMBER_SEP, is_archive
+
+    ref, source = str(row["image"]), dataset["source"]
+    if MEMBER_SEP in ref or Path(ref).is_absolute():
+        return ref
+    if not Path(source).exists() and dataset.get("name") == "utkface" and locate_utkface() is not None:
+        source = str(locate_utkface())
+    if is_archive(Path(source)):
+        return f"{source}{MEMBER_SEP}{ref}"
+    base = Path(source) if Path(source).is_dir() else Path(source).parent
+    return str(base / ref)
+
+
+def _probability_rows(probs: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Per-face prediction columns from head probabilities; the age point, interval and bin as the Predictor reads them."""
+    from facekit.predict import age_bin_probs, age_summary
+
+    summary = np.array([age_summary(p) for p in probs["age"]]).reshape(-1, 3)
+    bins = np.array([list(age_bin_probs(p).values()) for p in probs["age"]]).reshape(-1, len(labels.AGE_BIN_LABELS))
+    columns: dict[str, object] = {
+        "gender_pred": [labels.GENDERS[i] for i in probs["gender"].argmax(1)],
+        "race_pred": [labels.RACES[i] for i in probs["race"].argmax(1)],
+        "age_pred": summary[:, 0].round(2), "age_low": summary[:, 1], "age_high": summary[:, 2],
+        "age_bin_pred": [labels.AGE_BIN_LABELS[i] for i in bins.argmax(1)],
+    }
+    for head, classes, values in (("gender", labels.GENDERS, probs["gender"]), ("race", labels.RACES, probs["race"]),
+                                  ("age_bin", labels.AGE_BIN_LABELS, bins)):
+        for i, name in enumerate(classes):
+            columns[f"p_{head}_{name}"] = values[:, i].round(5)
+    return pd.DataFrame(columns)
+
+
+def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_size: int = 32,
+                  log: Callable[[str], None] = lambda _: None) -> pd.DataFrame:
+    """One row per image of ``frame``: its ``status`` (ok, no face, unreadable), detector output and predictions."""
+    from facekit.align import resize_chip
+    from facekit.data import read_image_bytes
+    from facekit.io import ImageError, load_image
+    from facekit.predict import head_probabilities
+
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, not {crop!r}")
+    parts = []
+    started = time.time()
+    for start in range(0, len(frame), batch_size):
+        chunk = frame.iloc[start:start + batch_size]
+        status, scores, data = [], [], []
+        for ref in chunk["image"]:
+            try:
+                data.append(read_image_bytes(ref))
+                status.append("ok")
+            except ImageError as error:
+                data.append(None)
+                status.append(f"unreadable: {error}")
+            scores.append(np.nan)
+        readable = [i for i, d in enumerate(data) if d is not None]
+        probs: dict[str, list[np.ndarray]] = {"gender": [], "race": [], "age": []}
+        used: list[int] = []
+        if crop == "detect":
+            results = predictor.predict_images([data[i] for i in readable], [str(i) for i in readable])
+            for i, result in zip(readable, results):
+                if result.error:
+                    status[i] = f"unreadable: {result.error}"
+                elif not result.faces:
+                    status[i] = "no face"
+                else:
+                    face = result.faces[0]  # the largest
+                    scores[i] = face.det_score
+                    probs["gender"].append(np.array(list(face.gender_probs.values())))
+                    probs["race"].append(np.array(list(face.race_probs.values())))
+                    probs["age"].append(np.array(face.age_probs))
+                    used.append(i)
+        else:
+            crops = []
+            for i in readable:
+                try:
+                    crops.append(resize_chip(load_image(data[i]), predictor.model.config.crop))
+                    used.append(i)
+                except ImageError as error:
+                    status[i] = f"unreadable: {error}"
+            if crops:
+                batch = head_probabilities(predictor.model, crops, predictor.flip_average)
+                for head in probs:
+                    probs[head] = list(batch[head])
+        rows = pd.DataFrame({"file": chunk["file"].to_numpy(), "image": chunk["image"].to_numpy(), "status": status,
+                             "det_score": scores})
+        for column in ("gender", "race", "age", "age_bin"):
+            rows[f"{column}_true"] = chunk[column].astype(object).to_numpy()
+        if used:
+            predicted = _probability_rows({head: np.stack(values) for head, values in probs.items()})
+            predicted.index = used
+            rows = rows.join(predicted)
+        parts.append(rows)
+        done = min(start + batch_size, len(frame))
+        rate = done / max(time.time() - started, 1e-9)
+        log(f"{done}/{len(frame)} images, {rate:.1f}/s")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _codes(values: pd.Series, classes: tuple[str, ...]) -> np.ndarray:
+    return pd.Categorical(values, categories=classes).codes.astype(np.int64)
+
+
+def _group_features(faces: pd.DataFrame) -> dict[str, pd.Series]:
+    """True-label groups of each evaluated face, in the schema's order; features nobody is labelled with are left out."""
+    gender = pd.Categorical(faces["gender_true"], categories=labels.GENDERS)
+    race = pd.Categorical(faces["race_true"], categories=labels.RACES)
+    crossed = [f"{r}/{g}" for r in labels.RACES for g in labels.GENDERS]
+    features = {
+        "gender": pd.Series(gender),
+        "race": pd.Series(race),
+        "age_bin": pd.Series(pd.Categorical(faces["age_bin_true"], categories=labels.AGE_BIN_LABELS)),
+        "race_gender": pd.Series(pd.Categorical(
+            [f"{r}/{g}" if isinstance(r, str) and isinstance(g, str) else None
+             for r, g in zip(faces["race_true"], faces["gender_true"])], categories=crossed)),
+    }
+    return {name: values for name, values in features.items() if values.notna().any()}
+
+
+def summarize(predictions: pd.DataFrame, *, model: dict, dataset: dict, crop: str,
+              min_group: int = metrics.MIN_GROUP, n_boot: int = metrics.N_BOOT, seed: int = 0) -> dict:
+    """The evaluation JSON from the per-image rows alone (no model, no images needed)."""
+    faces = predictions[predictions["status"] == "ok"].reset_index(drop=True)
+    unreadable = int(predictions["status"].str.startswith("unreadable").sum())
+    read = len(predictions) - unreadable
+    summary: dict = {
+        "format": FORMAT,
+        "model": model,
+        "dataset": dataset,
+        "crop": crop,
+        "detector": {
+            "images": len(predictions), "unreadable": unreadable, "faces_found": len(faces) if crop == "detect" else None,
+            "hit_rate": len(faces) / read if crop == "detect" and read else None, "evaluated": len(faces),
+            "note": NO_FACE_NOTE if crop == "detect" else "archive crops: the whole image is the face, no detection",
+        },
+        "notes": [],
+    }
+    if crop == "detect" and len(faces) < read:
+        summary["notes"].append(f"{read - len(faces)} of {read} images had no face found: {NO_FACE_NOTE}")
+    if faces.empty:
+        summary["notes"].append("no face was evaluated: no metrics")
+        return summary
+    gender, race = _codes(faces["gender_true"], labels.GENDERS), _codes(faces["race_true"], labels.RACES)
+    bins = _codes(faces["age_bin_true"], labels.AGE_BIN_LABELS)
+    age = pd.to_numeric(faces["age_true"], errors="coerce").to_numpy(float)
+    probs = {head: faces[[f"p_{head}_{c}" for c in classes]].to_numpy(float) for head, classes in CLASSES.items()}
+    age_pred, low, high = (faces[c].to_numpy(float) for c in ("age_pred", "age_low", "age_high"))
+    bin_pred = probs["age_bin"].argmax(1)
+    calibration = {}
+    for head, truth in (("gender", gender), ("race", race)):
+        if (truth >= 0).any():
+            report = metrics.classification_metrics(truth, probs[head].argmax(1), CLASSES[head])
+            calibration[head] = metrics.calibration(truth, probs[head])
+            summary[head] = {**report.to_dict(), "ece": calibration[head].ece}
+        else:
+            summary["notes"].append(f"{head}: no labels in this dataset, head skipped")
+    if (bins >= 0).any():
+        summary["age"] = metrics.age_metrics(age, age_pred, low, high, bins, bin_pred).to_dict()
+        calibration["age_bin"] = metrics.calibration(bins, probs["age_bin"])
+        if np.isnan(age).all():
+            summary["notes"].append("age: no ages in years, only age bins; MAE, CS@5 and coverage skipped")
+    else:
+        summary["notes"].append("age: no labels in this dataset, head skipped")
+    summary["calibration"] = {head: c.to_dict() for head, c in calibration.items()}
+    groups = metrics.group_metrics(
+        metrics.head_group_metrics(gender, probs["gender"], race, probs["race"], age, age_pred, low, high, bins,
+                                   bin_pred),
+        _group_features(faces), min_size=min_group, n_boot=n_boot, seed=seed)
+    summary["groups"] = [vars(v) for v in groups.values]
+    summary["gaps"] = [{**vars(g), "small_groups": list(g.small_groups)} for g in groups.gaps]
+    summary["group_settings"] = {"min_size": min_group, "n_boot": n_boot, "ci": metrics.CI, "seed": seed,
+                                 "features": list(_group_features(faces))}
+    return _finite(summary)
+
+
+def _finite(value):
+    """NaN and infinity as null: JSON has no NaN, and a missing metric should read as missing."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def model_info(checkpoint: Optional[os.PathLike | str], metadata: dict) -> dict:
+    """Which model: its name, path (repository-relative when shipped), weights hash and sidecar."""
+    from facekit.data.paths import REPO_ROOT
+    from facekit.model import DEFAULT_MODEL
+
+    path = Path(checkpoint or DEFAULT_MODEL).resolve()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    return {"name": path.stem, "path": str(shown), "sha256": digest, "metadata": metadata}
+
+
+def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.PathLike | str] = None,
+             split: str = "test", limit: Optional[int] = None, crop: str = "detect", batch_size: int = 32,
+             min_group: int = metrics.MIN_GROUP, n_boot: int = metrics.N_BOOT, seed: int = 0,
+             log: Callable[[str], None] = lambda _: None) -> Evaluation:
+    """Select the faces, predict them, summarize. Raises DatasetError / FileNotFoundError / ValueError."""
+    from facekit.predict import Predictor
+
+    if crop not in CROPS:
+        raise ValueError(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
+    dataset, frame = select_faces(data, split, limit, seed)
+    predictor = Predictor(checkpoint, max_faces=1)
+    started = time.time()
+    predictions = predict_faces(frame, predictor, crop, batch_size, log)
+    seconds = time.time() - started
+    predictions["image"] = [_relative_image(ref, dataset["source"]) for ref in predictions["image"]]
+    summary = summarize(predictions, model=model_info(checkpoint, predictor.metadata), dataset=dataset, crop=crop,
+                        min_group=min_group, n_boot=n_boot, seed=seed)
+    summary["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    summary["timings"] = {"seconds": round(seconds, 1), "per_image": round(seconds / max(len(frame), 1), 4)}
+    return Evaluation(summary, predictions)
+
+
+def save_evaluation(evaluation: Evaluation, folder: os.PathLike | str) -> list[Path]:
+    """Write evaluation.json and predictions.csv into ``folder``; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    summary_path, predictions_path = folder / SUMMARY_FILE, folder / PREDICTIONS_FILE
+    summary_path.write_text(json.dumps(evaluation.summary, indent=1) + "\n")
+    evaluation.predictions.to_csv(predictions_path, index=False, lineterminator="\n")
+    return [summary_path, predictions_path]
+
+
+def load_evaluation(folder: os.PathLike | str) -> Evaluation:
+    """A saved evaluation; FileNotFoundError / ValueError with a one-line reason when it is not one."""
+    folder = Path(folder)
+    summary_path, predictions_path = folder / SUMMARY_FILE, folder / PREDICTIONS_FILE
+    if not summary_path.is_file() or not predictions_path.is_file():
+        raise FileNotFoundError(f"no evaluation in {folder} (need {SUMMARY_FILE} and {PREDICTIONS_FILE})")
+    try:
+        summary = json.loads(summary_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{summary_path} is not valid JSON ({error})") from None
+    if summary.get("format") != FORMAT:
+        raise ValueError(f"{summary_path} is not a {FORMAT} file")
+    return Evaluation(summary, pd.read_csv(predictions_path, keep_default_na=True))
