@@ -18,6 +18,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_FILE_BYTES = 50 * 1024 * 1024  # 50 MB, the same as the app's upload limit
 MAX_PIXELS = 60_000_000  # e.g. 9000x6600; larger images are refused before decoding
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# The sample photo of the app and the tests: NASA's astronaut portrait (public domain),
+# the same image as scikit-image's data.astronaut(), shipped so the app does not need skimage.
+SAMPLE_PHOTO = Path(__file__).parent / "assets" / "astronaut.jpg"
 
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
 
@@ -96,6 +99,8 @@ def load_image(
             raise ImageError("not an image file (unknown or unsupported format)") from None
         except Image.DecompressionBombError:
             raise ImageError(f"image has too many pixels (limit {max_pixels / 1e6:.0f} MP)") from None
+        except (OSError, SyntaxError, ValueError) as error:  # a known format whose header is broken
+            raise ImageError(f"image data is corrupt or truncated ({error})") from None
         width, height = image.size
         if width * height > max_pixels:
             raise ImageError(
@@ -146,19 +151,20 @@ class InputItem:
     error: str = ""
 
 
-def _zip_items(path: Path) -> Iterator[InputItem]:
+def _zip_items(source: Path | BinaryIO, label: str) -> Iterator[InputItem]:
+    """A ZIP's image members (from a path or a file object), checked against the limits above."""
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as error:
-        yield InputItem(str(path), error=f"not a readable ZIP file ({error})")
+        yield InputItem(label, error=f"not a readable ZIP file ({error})")
         return
     members = [m for m in archive.infolist() if not m.is_dir()]
     if len(members) > MAX_ZIP_MEMBERS:
-        yield InputItem(str(path), error=f"ZIP holds {len(members)} files, over the limit of {MAX_ZIP_MEMBERS}")
+        yield InputItem(label, error=f"ZIP holds {len(members)} files, over the limit of {MAX_ZIP_MEMBERS}")
         return
     total = 0
     for member in members:
-        name = f"{path}::{member.filename}"
+        name = f"{label}::{member.filename}"
         base = PurePosixPath(member.filename).name
         if base.startswith(".") or member.filename.startswith("__MACOSX/"):
             continue
@@ -186,12 +192,27 @@ def collect_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[InputItem]:
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
                 if child.suffix.lower() == ".zip":
-                    yield from _zip_items(child)
+                    yield from _zip_items(child, str(child))
                 elif is_image_name(child.name):
                     yield InputItem(str(child), read=child.read_bytes)
         elif path.suffix.lower() == ".zip" and path.is_file():
-            yield from _zip_items(path)
+            yield from _zip_items(path, str(path))
         elif path.is_file():
             yield InputItem(str(path), read=path.read_bytes)
         else:
             yield InputItem(str(path), error="no such file or folder")
+
+
+def collect_uploads(files: Iterable[tuple[str, bytes]]) -> Iterator[InputItem]:
+    """Uploaded (name, bytes) pairs as inputs, the in-memory twin of ``collect_inputs``.
+
+    A ``.zip`` is opened from memory with the same member limits; any other name must look
+    like an image.
+    """
+    for name, data in files:
+        if name.lower().endswith(".zip"):
+            yield from _zip_items(io.BytesIO(data), name)
+        elif is_image_name(name):
+            yield InputItem(name, read=lambda data=data: data)
+        else:
+            yield InputItem(name, error="not an image or ZIP file (by its name); skipped")
