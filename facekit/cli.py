@@ -58,6 +58,9 @@ def predict(
     out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of standard output."),
     max_faces: int = typer.Option(20, help="Classify at most this many faces per photo, largest first."),
     batch: int = typer.Option(16, help="Photos read and detected per batch."),
+    summary: bool = typer.Option(
+        False, "--summary", help="Print the demographic breakdown (counts, shares with 95% Wilson intervals) "
+                                 "instead of the rows; with --out the rows still go to that file."),
 ) -> None:
     """Gender, ethnicity and age of every face: one row per face, or per input without one."""
     import json
@@ -74,40 +77,21 @@ def predict(
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         fail(str(error))
     rows: list[dict] = []
-    pending: list = []
     processed = 0  # inputs that were read, with or without a face
-
-    def flush() -> None:
-        readable = [item for item in pending if item.read is not None]
-        sources, names, errors = [], [], {}
-        for item in readable:
-            try:
-                sources.append(item.read())
-                names.append(item.name)
-            except OSError as error:
-                errors[item.name] = f"could not read ({error})"
-        nonlocal processed
-        results = {r.source: r for r in predictor.predict_images(sources, names)}
-        processed += sum(1 for result in results.values() if not result.error)
-        for item in pending:
-            if item.read is None or item.name in errors:
-                rows.append({"file": item.name, "face": None, "error": item.error or errors[item.name]})
-            else:
-                rows.extend(prediction_rows([results[item.name]]))
-        pending.clear()
-
-    for item in collect_inputs(paths):
-        pending.append(item)
-        if len(pending) >= batch:
-            flush()
-    flush()
+    for result in predictor.predict_items(collect_inputs(paths), batch):
+        processed += not result.error
+        rows.extend(prediction_rows([result]))
     columns = list(dict.fromkeys(key for row in rows for key in row))
     table = pd.DataFrame(rows, columns=columns)
     text = table.to_csv(index=False) if format == "csv" else json.dumps(rows, indent=2)
     if out:
         out.write_text(text)
-    else:
+    elif not summary:
         typer.echo(text, nl=False)
+    if summary:
+        from facekit.segments import breakdown
+
+        typer.echo(breakdown(rows).to_text(), nl=False)
     if not processed:
         fail("no input could be processed", code=1)
 
@@ -305,3 +289,7 @@ def card(
     except OSError as error:
         fail(f"cannot write {out} ({error})")
     typer.echo(f"model card: {out}")
+
+
+if __name__ == "__main__":  # `python -m facekit.cli`, as torchrun launches it
+    app()

@@ -9,9 +9,11 @@ used by the CLI, the app's downloads and the batch page alike.
 from __future__ import annotations
 
 import time
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +22,7 @@ from PIL import Image
 from facekit import labels
 from facekit.align import crop_face
 from facekit.detect import Detection, DetectorSettings, FaceDetector
-from facekit.io import ImageError, ImageSource, load_image
+from facekit.io import ImageError, ImageSource, InputItem, load_image
 from facekit.model import FaceModel, load_checkpoint, to_batch
 
 INTERVAL = 0.8  # the age interval's coverage: from the 10th to the 90th percentile
@@ -185,6 +187,35 @@ class Predictor:
 
     def predict(self, source: ImageSource, name: str | None = None) -> ImageResult:
         return self.predict_images([source], [name or _name(source, 0)])[0]
+
+    def predict_items(self, items: Iterable[InputItem], batch: int = 16) -> Iterator[ImageResult]:
+        """One result per input of ``collect_inputs`` or ``collect_uploads``, in order, ``batch`` at a time.
+
+        Photos are read only when their batch runs, so a folder of thousands never sits in
+        memory at once; an input that cannot be listed or read gives a result with its error.
+        """
+        pending: list[InputItem] = []
+        for item in items:
+            pending.append(item)
+            if len(pending) >= batch:
+                yield from self._predict_batch(pending)
+                pending = []
+        yield from self._predict_batch(pending)
+
+    def _predict_batch(self, items: list[InputItem]) -> Iterator[ImageResult]:
+        data: dict[int, bytes] = {}
+        errors: dict[int, str] = {}
+        for index, item in enumerate(items):
+            if item.read is None:
+                errors[index] = item.error
+                continue
+            try:
+                data[index] = item.read()
+            except (OSError, zipfile.BadZipFile, zlib.error) as error:
+                errors[index] = f"could not read ({error})"
+        results = iter(self.predict_images(list(data.values()), [items[i].name for i in data]))
+        for index, item in enumerate(items):
+            yield ImageResult(source=item.name, error=errors[index]) if index in errors else next(results)
 
 
 def _name(source: ImageSource, index: int) -> str:
