@@ -97,6 +97,56 @@ def predict(
 
 
 @app.command()
+def explain(
+    image: Path = typer.Argument(..., help="One photo."),
+    head: str = typer.Option(..., "--head", help="gender, race or age"),
+    target: Optional[str] = typer.Option(
+        None, "--target", help="Class to explain (e.g. female, asian; for age: expected or an age bin such as 20-29). "
+                               "Default: each face's predicted class, or its expected age."),
+    method: str = typer.Option("gradcam", "--method", help="gradcam or gradcam++"),
+    out: Path = typer.Option(..., "--out", help="Overlay image to write (PNG or JPEG)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
+    max_faces: int = typer.Option(20, help="Explain at most this many faces, largest first."),
+) -> None:
+    """Grad-CAM heat map of one head for every face, drawn over the photo."""
+    from facekit.explain import EXPECTED_AGE, METHODS, Explainer, check_target
+    from facekit.io import ImageError, load_image
+    from facekit.predict import Predictor
+    from facekit.viz import heat_overlay
+
+    try:
+        check_target(head, target)
+    except ValueError as error:
+        fail(str(error))
+    if method not in METHODS:
+        fail(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        fail(f"--out must end in .png, .jpg or .webp, not {out.name!r}")
+    try:
+        photo = load_image(image)
+    except ImageError as error:
+        fail(f"{image}: {error}")
+    try:
+        predictor = Predictor(model, max_faces=max_faces)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        fail(str(error))
+    result = predictor.predict(photo, name=str(image))
+    if not result.faces:
+        fail(f"{image}: {result.message}")
+    explanation = Explainer(predictor.model).explain(photo, result.faces, head, target, method)
+    try:
+        heat_overlay(photo, *explanation.photo_heat()).save(out)
+    except OSError as error:
+        fail(f"could not write {out}: {error}")
+    for index, face in enumerate(explanation.faces):
+        value = f"{face.score:.1f} years" if face.target == EXPECTED_AGE else f"p={face.score:.2f}"
+        typer.echo(f"face {index}: {head} {face.target} ({value}), box {tuple(round(v) for v in face.box)}")
+    if result.skipped_faces:
+        typer.echo(f"{result.skipped_faces} smaller faces not explained (--max-faces {max_faces})")
+    typer.echo(f"overlay: {out} ({method}, {explanation.seconds:.2f} s)")
+
+
+@app.command()
 def train(
     config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="Recipe YAML (training/*.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's last.pt."),
