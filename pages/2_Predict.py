@@ -1,0 +1,207 @@
+"""Predict: one photo in; every face boxed, each head's answer with its uncertainty, and why.
+
+A thin page: predictions come from ``facekit.predict``, maps from ``facekit.explain`` and
+figures from ``facekit.viz``. The photo in play is ``st.session_state["photo"]``, a
+(name, bytes) pair that the uploader, the webcam and the sample button set (and tests can
+set directly). Its results stay in the session under the bytes' SHA-256, so changing a
+widget never runs detection again.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from facekit import labels, viz
+from facekit.explain import EXPECTED_AGE, HEAD_TARGETS, METHODS, Explainer, Explanation
+from facekit.io import SAMPLE_PHOTO, ImageError, load_image
+from facekit.predict import FacePrediction, ImageResult, Predictor, prediction_rows
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+HEADS = {"gender": "Gender", "race": "Ethnicity", "age": "Age"}
+METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+
+st.set_page_config(page_title="Predict · facekit", page_icon=":material/face:", layout="wide")
+
+
+# Caching the class itself gives the same cache key (module, name, source) on every page: one model for the app.
+predictor = st.cache_resource(show_spinner="Loading the model…")(Predictor)
+
+
+@st.cache_resource(show_spinner="Preparing Grad-CAM…")
+def explainer() -> Explainer:
+    return Explainer(predictor().model)
+
+
+@dataclass
+class Analysis:
+    """One photo's results for this session; explanations fill in as heads are chosen."""
+
+    key: str
+    image: Image.Image
+    result: ImageResult
+    explanations: dict[tuple, tuple[Explanation, Image.Image]] = field(default_factory=dict)
+
+
+def take(widget: str) -> None:
+    """Uploader and webcam callback: their file becomes the photo in play."""
+    file = st.session_state.get(widget)
+    if file is not None:
+        st.session_state["photo"] = (file.name, file.getvalue())
+
+
+def take_sample() -> None:
+    st.session_state["photo"] = (SAMPLE_PHOTO.name, SAMPLE_PHOTO.read_bytes())
+
+
+def analyse(name: str, data: bytes) -> Analysis | None:
+    """The session's results for these bytes, computed once; None (with an error shown) if unreadable."""
+    key = hashlib.sha256(data).hexdigest()
+    current = st.session_state.get("analysis")
+    if current is not None and current.key == key:
+        return current
+    st.session_state.pop("analysis", None)
+    started = time.perf_counter()
+    try:
+        image = load_image(data)
+    except ImageError as error:
+        st.error(f"Could not use {name}: {error}.")
+        return None
+    read = time.perf_counter() - started
+    with st.spinner("Finding and reading faces…"):
+        result = predictor().predict(image, name)
+    result.timings["read"] = read
+    st.session_state["analysis"] = Analysis(key=key, image=image, result=result)
+    return st.session_state["analysis"]
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def target_name(target: str | None) -> str:
+    if target is None:
+        return "each face's prediction"
+    return "expected age" if target == EXPECTED_AGE else labels.display(target)
+
+
+def face_card(index: int, face: FacePrediction, image: Image.Image) -> None:
+    with st.container(border=True):
+        x1, y1, x2, y2 = face.box
+        pad = 0.2 * max(x2 - x1, y2 - y1)
+        thumb, gender, race, age = st.columns([1, 2, 3, 4])
+        thumb.image(image.crop((x1 - pad, y1 - pad, x2 + pad, y2 + pad)), caption=f"Face {index + 1}")
+        p_female = face.gender_probs["female"]
+        gender.metric("Gender", labels.display(face.gender))
+        gender.progress(p_female, text=f"female {p_female:.0%} · male {1 - p_female:.0%}")
+        gender.caption(f"Detector confidence {face.det_score:.0%}")
+        race.plotly_chart(viz.probability_bars(face.race_probs, "Ethnicity"), key=f"race-{index}")
+        age.metric("Age", f"{face.age:.0f} years", help="Expected age; the interval holds the true age 80% of the time "
+                                                        "when the model is calibrated.")
+        age.caption(f"80% interval: {face.age_low:.0f} to {face.age_high:.0f} years")
+        age.plotly_chart(viz.age_distribution(face, "Age distribution"), key=f"age-{index}")
+
+
+def explanation_for(analysis: Analysis, head: str, target: str | None, method: str) -> tuple[Explanation, Image.Image]:
+    key = (head, target, method)
+    if key not in analysis.explanations:
+        with st.spinner(f"Computing {METHOD_NAMES[method]}…"):
+            explanation = explainer().explain(analysis.image, analysis.result.faces, head, target, method)
+            overlay = viz.heat_overlay(analysis.image, *explanation.photo_heat())
+        analysis.explanations[key] = (explanation, overlay)
+    return analysis.explanations[key]
+
+
+def grad_cam(analysis: Analysis) -> Explanation:
+    st.subheader("Why: Grad-CAM")
+    head_column, target_column, method_column = st.columns(3)
+    head = head_column.selectbox("Head", list(HEADS), format_func=HEADS.get, key="cam_head")
+    target = target_column.selectbox("Explain", [None, *HEAD_TARGETS[head]], format_func=target_name,
+                                     key=f"cam_target_{head}")
+    method = method_column.radio("Method", list(METHODS), format_func=METHOD_NAMES.get, horizontal=True,
+                                 key="cam_method")
+    explanation, overlay = explanation_for(analysis, head, target, method)
+    st.image(overlay, caption=f"{METHOD_NAMES[method]} of the {HEADS[head].lower()} head, target: "
+                              f"{target_name(target)}")
+    columns = st.columns(min(len(explanation.faces), 5))
+    for index, face in enumerate(explanation.faces):
+        x1, y1, x2, y2 = face.box
+        pad = 0.25 * max(x2 - x1, y2 - y1)
+        value = f"{face.score:.0f} years" if face.target == EXPECTED_AGE else f"{face.score:.0%}"
+        columns[index % len(columns)].image(overlay.crop((x1 - pad, y1 - pad, x2 + pad, y2 + pad)),
+                                            caption=f"Face {index + 1}: {target_name(face.target)} ({value})")
+    st.caption(
+        "Warm colours mark the regions whose features raised the explained output the most (layer: the last "
+        "8×8 block of the backbone, so the map is coarse). It shows where the model looked, not whether it "
+        "was right: a wrong answer gets a plausible-looking map too."
+    )
+    return explanation
+
+
+def downloads(analysis: Analysis) -> None:
+    result = analysis.result
+    stem = result.source.rsplit(".", 1)[0] or "photo"
+    rows = pd.DataFrame(prediction_rows([result]))
+    csv_column, json_column, image_column = st.columns(3)
+    csv_column.download_button("Results (CSV)", rows.to_csv(index=False), f"{stem}-faces.csv", "text/csv")
+    json_column.download_button("Results (JSON)", json.dumps(asdict(result), indent=2), f"{stem}-faces.json",
+                                "application/json")
+    image_column.download_button("Annotated image (PNG)", lambda: png(viz.annotate_faces(analysis.image, result.faces)),
+                                 f"{stem}-annotated.png", "image/png")
+
+
+st.title("Predict")
+st.info(
+    "Photos are processed in memory and not stored: nothing is written to disk or kept after you close the page.",
+    icon=":material/lock:",
+)
+upload_column, other_column = st.columns([3, 1])
+upload_column.file_uploader("A photo with one or more faces", type=UPLOAD_TYPES, key="upload",
+                            on_change=take, args=("upload",))
+other_column.button("Try the sample photo", key="sample", on_click=take_sample,
+                    help="NASA's portrait of astronaut Eileen Collins (public domain)")
+if other_column.toggle("Use the webcam", key="webcam"):
+    st.camera_input("Take a photo", key="camera", on_change=take, args=("camera",))
+
+photo = st.session_state.get("photo")
+if photo is None:
+    st.caption("Upload a photo, take one with the webcam, or try the sample photo.")
+    st.stop()
+
+try:
+    predictor()
+except (FileNotFoundError, ValueError, RuntimeError) as error:
+    st.error(f"The model could not be loaded: {error}")
+    st.stop()
+
+name, data = photo
+analysis = analyse(name, data)
+if analysis is None:
+    st.stop()
+result = analysis.result
+if not result.faces:
+    st.warning(f"No face found in {name} ({result.reason}). Try a photo where faces are larger, sharper or "
+               "turned more towards the camera.")
+    st.image(analysis.image, caption=name)
+    st.stop()
+if result.skipped_faces:
+    st.warning(f"{len(result.faces) + result.skipped_faces} faces found; showing the largest {len(result.faces)}.")
+
+st.subheader(f"{len(result.faces)} face{'s' * (len(result.faces) > 1)} in {name}")
+st.image(viz.annotate_faces(analysis.image, result.faces), caption="Each face boxed and labelled")
+for index, face in enumerate(result.faces):
+    face_card(index, face, analysis.image)
+explanation = grad_cam(analysis)
+downloads(analysis)
+steps = {"read": "reading", "detect": "detection", "model": "the three heads"}
+timings = [f"{label} {result.timings[step] * 1000:.0f} ms" for step, label in steps.items() if step in result.timings]
+timings.append(f"{METHOD_NAMES[explanation.method]} {explanation.seconds * 1000:.0f} ms")
+st.caption("Time per step: " + " · ".join(timings))
