@@ -1,0 +1,120 @@
+"""Batch analytics: who is in a set of photos, as counts and shares with error bars.
+
+A thin page: inputs come from ``facekit.io.collect_uploads``, predictions from
+``Predictor.predict_items``, the breakdown from ``facekit.segments`` (the same numbers as
+``facekit predict --summary``) and the figures from ``facekit.viz``. The files in play are
+``st.session_state["batch_files"]`` (name, bytes) pairs, set by the uploader (or a test);
+results stay in the session until the files change.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pandas as pd
+import streamlit as st
+
+from facekit import viz
+from facekit.io import collect_uploads
+from facekit.predict import Predictor, prediction_rows
+from facekit.segments import CAVEAT, breakdown
+
+MAX_PHOTOS = 500  # per run; about a minute per hundred photos on two CPU cores
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "zip"]
+
+st.set_page_config(page_title="Batch Analytics · facekit", page_icon=":material/groups:", layout="wide")
+# Caching the class itself gives the same cache key (module, name, source) on every page: one model for the app.
+predictor = st.cache_resource(show_spinner="Loading the model…")(Predictor)
+
+
+def take_files() -> None:
+    files = st.session_state.get("batch_upload") or []
+    st.session_state["batch_files"] = [(file.name, file.getvalue()) for file in files]
+
+
+def files_key(files: list[tuple[str, bytes]]) -> str:
+    digest = hashlib.sha256()
+    for name, data in files:
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def run(files: list[tuple[str, bytes]]) -> list[dict]:
+    """Predict every photo with a progress bar; rows as ``prediction_rows`` gives them."""
+    items = list(collect_uploads(files))
+    if len(items) > MAX_PHOTOS:
+        st.warning(f"{len(items)} photos given; analysing the first {MAX_PHOTOS}. Split larger sets into several runs.")
+        items = items[:MAX_PHOTOS]
+    bar = st.progress(0.0, text=f"0 of {len(items)} photos")
+    rows: list[dict] = []
+    started = time.perf_counter()
+    for done, result in enumerate(predictor().predict_items(items, batch=8), start=1):
+        rows.extend(prediction_rows([result]))
+        bar.progress(done / len(items), text=f"{done} of {len(items)} photos")
+    bar.empty()
+    st.session_state["batch_seconds"] = time.perf_counter() - started
+    return rows
+
+
+st.title("Batch analytics")
+st.info("Photos are processed in memory and not stored: nothing is written to disk or kept after you close the page.",
+        icon=":material/lock:")
+st.warning(
+    "**Read these numbers as rough estimates.** Each face's gender, ethnicity and age is a guess with a probability, "
+    "not a fact, and the model is wrong more often for some groups than for others (the evaluation page shows "
+    "how much). Ethnicity and gender cannot be read reliably from a face at all. The intervals cover only the "
+    "chance of a small sample, not the model's errors. Use this for statistics about groups of photos, never to "
+    "decide anything about a person.",
+    icon=":material/warning:",
+)
+st.file_uploader(f"Photos or ZIP files of photos (up to {MAX_PHOTOS} photos per run)", type=UPLOAD_TYPES,
+                 accept_multiple_files=True, key="batch_upload", on_change=take_files)
+files = st.session_state.get("batch_files") or []
+if not files:
+    st.caption("Upload photos, or a ZIP of them, to see who is in them.")
+    st.stop()
+
+key = files_key(files)
+if st.session_state.get("batch_key") != key:
+    st.session_state.pop("batch_rows", None)
+    if st.button(f"Analyse {len(files)} file{'s' * (len(files) > 1)}", type="primary", key="analyse"):
+        try:
+            st.session_state["batch_rows"] = run(files)
+            st.session_state["batch_key"] = key
+        except (FileNotFoundError, ValueError, RuntimeError) as error:
+            st.error(f"The model could not be loaded: {error}")
+if "batch_rows" not in st.session_state:
+    st.stop()
+
+rows = st.session_state["batch_rows"]
+summary = breakdown(rows)
+faces_column, photos_column, missing_column = st.columns(3)
+faces_column.metric("Faces", f"{len(summary.faces):,}")
+photos_column.metric("Photos with a face", f"{summary.inputs - summary.without_face:,} of {summary.inputs:,}")
+missing_column.metric("Unreadable or without a face", f"{summary.without_face:,}")
+st.caption(f"Analysed in {st.session_state['batch_seconds']:.1f} s.")
+
+st.subheader("Every face")
+st.dataframe(summary.faces, hide_index=True)
+problems = pd.DataFrame([row for row in rows if row["face"] is None], columns=["file", "error"])
+if len(problems):
+    with st.expander(f"{len(problems)} input{'s' * (len(problems) > 1)} without a face"):
+        st.dataframe(problems, hide_index=True)
+st.download_button("All rows (CSV)", pd.DataFrame(rows).to_csv(index=False), "facekit-batch.csv", "text/csv")
+
+if len(summary.faces):
+    st.subheader("Breakdown")
+    st.caption(CAVEAT)
+    left, right = st.columns(2)
+    left.plotly_chart(viz.age_pyramid(summary.faces, "Age group by gender (predicted)"), key="pyramid")
+    right.plotly_chart(viz.share_intervals(summary.race, f"Ethnicity shares with {summary.confidence:.0%} intervals"),
+                       key="race")
+    left.plotly_chart(viz.share_intervals(summary.gender, f"Gender shares with {summary.confidence:.0%} intervals"),
+                      key="gender")
+    right.plotly_chart(viz.crossing_heatmap(summary.faces, "age_bin", "gender", "Faces per age group and gender"),
+                       key="age-gender")
+    tables = {"Ethnicity": summary.race, "Gender": summary.gender, "Age group": summary.age_bin}
+    for title, table in tables.items():
+        st.markdown(f"**{title}**: count, share and its {summary.confidence:.0%} Wilson interval"
+                    + (", and the mean probability the model gave each label" if "mean_prob" in table else ""))
+        st.dataframe(table.style.format({c: "{:.1%}" for c in ("share", "low", "high", "mean_prob")}, na_rep="-"))
