@@ -1,0 +1,79 @@
+"""The Model Evaluation page under Streamlit's AppTest: it renders saved reports and never recomputes them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from facekit.evaluate import save_evaluation
+from facekit.report import committed_reports
+from test_evaluate import synthetic_evaluation
+
+PAGE = str(Path(__file__).parents[1] / "pages" / "4_Model_Evaluation.py")
+
+
+@pytest.fixture(autouse=True)
+def no_recomputing(monkeypatch):
+    """Any attempt to run the model for the page's numbers fails the test."""
+    import facekit.evaluate
+    import facekit.predict
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the page recomputed an evaluation")
+
+    monkeypatch.setattr(facekit.evaluate, "predict_faces", refuse)
+    monkeypatch.setattr(facekit.evaluate, "evaluate", refuse)
+    monkeypatch.setattr(facekit.predict.Predictor, "predict_images", refuse)
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def open_folder(at: AppTest, folder: Path, key: str = "report") -> AppTest:
+    at.sidebar.selectbox(key=key).set_value("A report folder on disk").run()
+    at.sidebar.text_input(key=f"{key}_path").set_value(str(folder)).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_committed_report_renders_without_recomputing() -> None:
+    if not committed_reports():
+        pytest.skip("no committed report under facekit/assets/reports yet (run `facekit evaluate --out ...`)")
+    at = page()
+    assert [m.label for m in at.metric][:4] == ["gender accuracy", "ethnicity accuracy", "age MAE (years)",
+                                                "80% age interval coverage"]
+    assert all(m.value.endswith("%") for m in (at.metric[0], at.metric[1], at.metric[3]))
+    assert len(at.get("plotly_chart")) >= 8  # confusion, groups, 3 age, reliability per head
+    assert any("gap" in m.value for m in at.markdown)
+    assert any("## Intended use" in m.value for m in at.markdown)  # the model card tab
+    assert len(at.get("image")) == 1 or any("could not be read" in i.value for i in at.info)
+
+
+def test_synthetic_report_every_tab_and_comparison(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    save_evaluation(synthetic_evaluation(300, seed=0), first)
+    save_evaluation(synthetic_evaluation(200, seed=1), second)
+    at = open_folder(page(), first)
+    assert at.metric[0].value.endswith("%") and at.metric[4].value == "96.0%"  # detector hit rate: 288 of 300
+    at.toggle(key="normalize").set_value(False).run()
+    assert not at.exception, at.exception
+    at.radio(key="classes_head").set_value("Age").run()
+    at.selectbox(key="group_metric").set_value("age.mae").run()
+    at.selectbox(key="group_feature").set_value("race_gender").run()
+    assert not at.exception, at.exception
+    assert any(m.value.startswith("age MAE (years) by ethnicity × gender") for m in at.markdown)
+    # The synthetic images are not on this machine: the gallery says so instead of failing.
+    assert any("could not be read on this machine" in i.value for i in at.info)
+    open_folder(at, second, key="compare")
+    assert at.metric[0].delta is not None  # the headline shows the difference to the second report
+    assert len(at.get("plotly_chart")) >= 8
+
+
+def test_bad_folder_is_a_sidebar_error(tmp_path: Path) -> None:
+    at = open_folder(page(), tmp_path)
+    assert any("no evaluation in" in e.value for e in at.sidebar.error)
