@@ -71,6 +71,12 @@ def group_table(summary: dict) -> pd.DataFrame:
     return pd.DataFrame(summary.get("groups", []), columns=columns)
 
 
+def metric_rows(summary: dict, metric: str, feature: str) -> pd.DataFrame:
+    """The ``groups`` rows of one metric by one feature, with its all-faces row first (a figure's reference line)."""
+    table = group_table(summary)
+    return table[(table["metric"] == metric) & table["feature"].isin(["all", feature])]
+
+
 def gap_table(summary: dict) -> pd.DataFrame:
     columns = ["metric", "feature", "worst_group", "worst", "best_group", "best", "difference", "ratio",
                "groups_compared", "small_groups"]
@@ -213,11 +219,10 @@ def report_figures(summary: dict) -> list:
         if head in summary:
             figures.append(viz.confusion_heatmap(summary[head]["confusion_matrix"], normalize=True,
                                                  title=f"Confusion matrix: {HEAD_NAMES[head]} (row-normalized)"))
-    groups = group_table(summary)
     for metric in KEY_METRICS:
         for feature in summary.get("group_settings", {}).get("features", []):
-            rows = groups[(groups["metric"] == metric) & (groups["feature"] == feature)]
-            if len(rows):
+            rows = metric_rows(summary, metric, feature)
+            if len(rows) > 1:
                 figures.append(viz.group_bars({"": rows}, metric in YEARS,
                                               f"{METRIC_NAMES[metric]} by {FEATURE_NAMES[feature]}"))
     if "age" in summary:
