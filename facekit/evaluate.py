@@ -152,7 +152,7 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
             try:
                 data.append(read_image_bytes(ref))
                 status.append("ok")
-            except ImageError as error:
+            except (ImageError, OSError) as error:
                 data.append(None)
                 status.append(f"unreadable: {error}")
             scores.append(np.nan)
