@@ -116,9 +116,9 @@ def image_reference(row: pd.Series | dict, dataset: dict) -> str:
 
 def _probability_rows(probs: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per-face prediction columns from head probabilities; the age point, interval and bin as the Predictor reads them."""
-    from facekit.predict import age_bin_probs, age_summary
+    from facekit.predict import age_bin_probs
 
-    summary = np.array([age_summary(p) for p in probs["age"]]).reshape(-1, 3)
+    summary = metrics.age_point_and_interval(probs["age"])
     bins = np.array([list(age_bin_probs(p).values()) for p in probs["age"]]).reshape(-1, len(labels.AGE_BIN_LABELS))
     columns: dict[str, object] = {
         "gender_pred": [labels.GENDERS[i] for i in probs["gender"].argmax(1)],
