@@ -38,6 +38,7 @@ class TrainConfig:
     """Every option of a run; a recipe YAML sets any of these fields."""
 
     data: str = "../shared/data/UTKFace.tar.gz"
+    split: str = ""  # file,split CSV; "" = the committed UTKFace split
     out: str = "runs/facekit"
     trainable_from: str = ""  # "" trains the heads on pooled features; else a block of UPPER_BLOCKS
     hidden: int = 512
@@ -95,9 +96,9 @@ class CachedFaces(Dataset):
     def __getitem__(self, k: int):
         row = self.rows[k]
         if self.train:
-            x = torch.from_numpy(np.asarray(self.inputs[row, random.randrange(self.inputs.shape[1])], np.float32))
+            x = torch.from_numpy(np.array(self.inputs[row, random.randrange(self.inputs.shape[1])], np.float32))
         else:
-            x = torch.from_numpy(np.asarray(self.inputs[row], np.float32))
+            x = torch.from_numpy(np.array(self.inputs[row], np.float32))
         t = self.targets
         return x, int(t.gender[k]), int(t.race[k]), float(t.age[k])
 
@@ -304,7 +305,7 @@ def fit(
             scheduler.step()
             for head, value in parts.items():
                 sums[head] = sums.get(head, 0.0) + value
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
         summary = head_summary(targets.gender[val_rows], targets.race[val_rows], targets.age[val_rows],
                                averaged_probs(view_logits(net, val_set)))
         score = validation_score(summary)
@@ -376,13 +377,18 @@ LICENCE_NOTE = ("Trained on UTKFace, available for non-commercial research purpo
                 "of the images belongs to their original owners. Use of this model inherits that restriction.")
 
 
-def file_sha256(path: Path) -> str:
+def data_sha256(path: Path) -> str:
+    """sha256 of a data file, or of a folder's relative file names and contents in sorted order."""
     import hashlib
 
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if file != path:
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -396,14 +402,14 @@ def utkface_targets(frame, files: list[str]) -> Targets:
 
 def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
     """The one command behind a recipe: feature cache, training, temperatures, checkpoint."""
-    from facekit.data import iter_utkface_images, load_split, read_utkface
+    from facekit.data import SPLIT_PATH, iter_utkface_images, load_split, read_utkface
     from facekit.detect import DetectorSettings
     from facekit.features import CACHE_AT, build_cache
     from facekit.model import ModelConfig, save_checkpoint
 
     rank, world = _distributed()
     archive = Path(config.data)
-    table = load_split(read_utkface(archive))
+    table = load_split(read_utkface(archive), config.split or SPLIT_PATH)
     frame = table.frame
     files = sorted(frame["file"])
     model_config = ModelConfig(trainable_from=config.trainable_from, hidden=config.hidden, dropout=config.dropout)
@@ -432,7 +438,7 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
         save_checkpoint(model, out, {
             "training": {"config": asdict(config), "best_epoch": result["best_epoch"], "world_size": world,
                          "timings": timings},
-            "data": {"dataset": "UTKFace", "archive": archive.name, "sha256": file_sha256(archive),
+            "data": {"dataset": "UTKFace", "archive": archive.name, "sha256": data_sha256(archive),
                      "faces": len(files), "train": int(len(train_rows)), "val": int(len(val_rows)),
                      "detector_found": int(index["detected"].sum())},
             "metrics": {"validation": validation},
