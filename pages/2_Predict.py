@@ -165,7 +165,8 @@ st.info(
 )
 upload_column, other_column = st.columns([3, 1])
 upload_column.file_uploader("A photo with one or more faces", type=UPLOAD_TYPES, key="upload",
-                            on_change=take, args=("upload",))
+                            on_change=take, args=("upload",),
+                            help=f"JPEG, PNG, WebP or BMP, up to {st.get_option('server.maxUploadSize')} MB.")
 other_column.button("Try the sample photo", key="sample", on_click=take_sample,
                     help="NASA's portrait of astronaut Eileen Collins (public domain)")
 if other_column.toggle("Use the webcam", key="webcam"):

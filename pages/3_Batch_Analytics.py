@@ -68,7 +68,8 @@ st.warning(
     icon=":material/warning:",
 )
 st.file_uploader(f"Photos or ZIP files of photos (up to {MAX_PHOTOS} photos per run)", type=UPLOAD_TYPES,
-                 accept_multiple_files=True, key="batch_upload", on_change=take_files)
+                 accept_multiple_files=True, key="batch_upload", on_change=take_files,
+                 help=f"JPEG, PNG, WebP, BMP or ZIP, up to {st.get_option('server.maxUploadSize')} MB each.")
 files = st.session_state.get("batch_files") or []
 if not files:
     st.caption("Upload photos, or a ZIP of them, to see who is in them.")
