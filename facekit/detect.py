@@ -67,6 +67,10 @@ class FaceDetector:
         results: list[Detection | None] = [None] * len(images)
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(shrunk):
+            if min(image.size) < self.settings.min_face_size:  # MTCNN's image pyramid would be empty: it raises
+                width, height = images[index].size
+                results[index] = Detection(reason=f"image too small or too narrow to hold a face ({width}x{height} pixels)")
+                continue
             by_size.setdefault(image.size, []).append(index)
         for indices in by_size.values():
             batch = [shrunk[i] for i in indices]
