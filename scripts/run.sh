@@ -26,6 +26,11 @@ case "${1:-}" in
         ;;
     test)
         shift
+        # The browser tests drive Debian's chromium (tests/test_browser.py); install it once.
+        if ! command -v chromium >/dev/null; then
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
+        fi
         exec .venv/bin/python -m pytest "$@"
         ;;
     *)
