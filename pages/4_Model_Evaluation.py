@@ -10,7 +10,6 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
 import streamlit as st
 
 from facekit import labels, viz
