@@ -143,7 +143,8 @@ def explain(
         typer.echo(f"face {index}: {head} {face.target} ({value}), box {tuple(round(v) for v in face.box)}")
     if result.skipped_faces:
         typer.echo(f"{result.skipped_faces} smaller faces not explained (--max-faces {max_faces})")
-    typer.echo(f"overlay: {out} ({method}, {explanation.seconds:.2f} s)")
+    typer.echo(f"overlay: {out} ({method}, {explanation.seconds:.2f} s); values are of the crop alone, "
+               "while `facekit predict` also averages its mirror image")
 
 
 @app.command()

@@ -199,12 +199,11 @@ def probability_bars(probs: Mapping[str, float], title: str) -> go.Figure:
 
 
 def age_distribution(face: FacePrediction, title: str = "Age") -> go.Figure:
-    """P(age) per year with the 80% interval shaded and the expected age marked."""
+    """P(age) per year with the 80% interval shaded (unlabelled: pages state it in words) and the expected age marked."""
     years = np.arange(len(face.age_probs))
     figure = go.Figure(go.Scatter(x=years, y=face.age_probs, mode="lines", fill="tozeroy", line_color="#1f6feb",
                                   hovertemplate="%{x} years: %{y:.1%}<extra></extra>"))
-    figure.add_vrect(x0=face.age_low, x1=face.age_high, fillcolor="#1f6feb", opacity=0.12, line_width=0,
-                     annotation_text="80% interval", annotation_position="top left")
+    figure.add_vrect(x0=face.age_low, x1=face.age_high, fillcolor="#1f6feb", opacity=0.12, line_width=0)
     figure.add_vline(x=face.age, line_dash="dash", line_color="#d6336c",
                      annotation_text=f"expected {face.age:.0f}", annotation_position="top right")
     figure.update_xaxes(title_text="age (years)", range=[0, min(len(years) - 1, face.age_high + 25)])

@@ -135,9 +135,8 @@ def grad_cam(analysis: Analysis) -> Explanation:
     for index, face in enumerate(explanation.faces):
         x1, y1, x2, y2 = face.box
         pad = 0.25 * max(x2 - x1, y2 - y1)
-        value = f"{face.score:.0f} years" if face.target == EXPECTED_AGE else f"{face.score:.0%}"
         columns[index % len(columns)].image(overlay.crop((x1 - pad, y1 - pad, x2 + pad, y2 + pad)),
-                                            caption=f"Face {index + 1}: {target_name(face.target)} ({value})")
+                                            caption=f"Face {index + 1}: {target_name(face.target)}")
     st.caption(
         "Warm colours mark the regions whose features raised the explained output the most (layer: the last "
         "8×8 block of the backbone, so the map is coarse). It shows where the model looked, not whether it "
