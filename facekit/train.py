@@ -61,6 +61,7 @@ class TrainConfig:
     limit: int = 0  # train on the first N training faces only (smoke runs); 0 = all
     session_epochs: int = 0  # stop after this many epochs in one invocation (a time budget); --resume goes on
     fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
+    init_from: str = ""  # a facekit checkpoint whose tensors (e.g. trained heads) start this run
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
@@ -124,6 +125,9 @@ class TrainableNet(nn.Module):
             p.requires_grad_(False)
         for p in self.trainable.parameters():
             p.requires_grad_(True)
+        # oneDNN's convolutions run ~2.5x faster on 8x8 maps in channels-last layout on CPU.
+        self.frozen.to(memory_format=torch.channels_last)
+        self.trainable.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> "TrainableNet":
         super().train(mode)
@@ -135,6 +139,7 @@ class TrainableNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if len(self.trainable):
+            x = x.contiguous(memory_format=torch.channels_last)
             with torch.no_grad():
                 for block in self.frozen:
                     x = block(x)
@@ -238,7 +243,7 @@ def fit(
 ) -> dict:
     """Train ``model`` in place; return the best validation summary. Rank 0 writes ``config.out``."""
     rank, world = _distributed()
-    out = Path(config.out)
+    out = Path(config.out).expanduser()
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
@@ -425,10 +430,16 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
     train_rows, val_rows = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     inputs = cache.activations() if config.trainable_from else cache.pooled()
     model = FaceModel(model_config)
+    if config.init_from:
+        from facekit.model import load_checkpoint
+
+        start = load_checkpoint(Path(config.init_from).expanduser(), backbone=model.backbone).model
+        model.heads.load_state_dict(start.heads.state_dict())
+        log(f"heads initialised from {config.init_from}")
     started = time.time()
     result = fit(model, inputs, CACHE_AT, targets, train_rows, val_rows, config, resume=resume, log=log)
     timings["training_seconds"] = round(time.time() - started, 1)
-    out = Path(config.out) / "model.safetensors"
+    out = Path(config.out).expanduser() / "model.safetensors"
     if rank == 0:
         val_set = CachedFaces(inputs, val_rows, targets, train=False)
         logits = view_logits(TrainableNet(model, CACHE_AT), val_set)
