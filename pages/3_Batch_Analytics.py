@@ -14,7 +14,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from facekit import viz
+from facekit import labels, viz
 from facekit.io import collect_uploads
 from facekit.predict import Predictor, prediction_rows
 from facekit.segments import CAVEAT, breakdown
@@ -114,8 +114,12 @@ if len(summary.faces):
                       key="gender")
     right.plotly_chart(viz.crossing_heatmap(summary.faces, "age_bin", "gender", "Faces per age group and gender"),
                        key="age-gender")
+    level = f"{summary.confidence:.0%}"
+    names = {"count": "faces", "share": "share", "low": f"{level} low", "high": f"{level} high",
+             "mean_prob": "mean probability"}
     tables = {"Ethnicity": summary.race, "Gender": summary.gender, "Age group": summary.age_bin}
     for title, table in tables.items():
-        st.markdown(f"**{title}**: count, share and its {summary.confidence:.0%} Wilson interval"
+        st.markdown(f"**{title}**: faces, share and its {level} Wilson interval"
                     + (", and the mean probability the model gave each label" if "mean_prob" in table else ""))
-        st.dataframe(table.style.format({c: "{:.1%}" for c in ("share", "low", "high", "mean_prob")}, na_rep="-"))
+        shown = table.rename(index=labels.display, columns=names).rename_axis(title.lower())
+        st.dataframe(shown.style.format("{:.1%}", subset=[names[c] for c in table if c != "count"], na_rep="-"))
