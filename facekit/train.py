@@ -59,7 +59,8 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     limit: int = 0  # train on the first N training faces only (smoke runs); 0 = all
-    session_epochs: int = 0  # stop after this many epochs in one invocation (a time budget); --resume goes on
+    session_steps: int = 0  # stop after this many steps in one invocation (a session's budget); --resume goes on
+    checkpoint_every: int = 50  # steps between resumable checkpoints within an epoch
     fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
     init_from: str = ""  # a facekit checkpoint whose tensors (e.g. trained heads) start this run
 
@@ -276,32 +277,49 @@ def fit(
     trained = net
     if world > 1:
         trained = nn.parallel.DistributedDataParallel(net, find_unused_parameters=False)
-    state = {"epoch": 0, "best_score": float("inf"), "best_epoch": -1, "bad_epochs": 0, "best_summary": None}
+    state = {"epoch": 0, "step": 0, "sums": {}, "seconds": 0.0, "best_score": float("inf"), "best_epoch": -1,
+             "bad_epochs": 0, "best_summary": None}
     last = out / "last.pt"
+    rng = None
     if resume and last.exists():
         saved = torch.load(last, map_location="cpu", weights_only=False)
         net.load_state_dict(saved["net"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        state = saved["state"]
-        random.setstate(saved["rng"]["python"])
-        np.random.set_state(saved["rng"]["numpy"])
-        torch.set_rng_state(saved["rng"]["torch"])
-        log(f"resumed from {last} at epoch {state['epoch']}")
+        state.update(saved["state"])
+        rng = saved["rng"]
+        log(f"resumed from {last} at epoch {state['epoch'] + 1}, step {state['step']}")
+
+    def save_last() -> None:
+        if rank == 0:
+            torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "state": state, "config": asdict(config),
+                        "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                                "torch": torch.get_rng_state()}}, last)
+
+    def restore_rng() -> None:
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+
     from tqdm import tqdm
 
-    last_epoch = config.epochs
-    if config.session_epochs:
-        last_epoch = min(config.epochs, state["epoch"] + config.session_epochs)
-    for epoch in range(state["epoch"], last_epoch):
+    if rng is not None and state["step"] == 0:
+        restore_rng()
+    steps_left = config.session_steps or -1
+    finished = True
+    for epoch in range(state["epoch"], config.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
         generator.manual_seed(config.seed + epoch)  # the same order whether or not the run resumed
         trained.train()
-        started = time.time()
-        sums: dict[str, float] = {}
+        started = time.time() - state["seconds"]
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=rank != 0, leave=False)
-        for x, gender, race, age in bar:
+        for step, (x, gender, race, age) in enumerate(bar):
+            if step < state["step"]:  # done before the interruption: load (as the run did), skip
+                if step == state["step"] - 1:
+                    restore_rng()  # as it was right after this batch was drawn
+                continue
             outputs = trained(x)
             loss, parts = multitask_loss(outputs, gender, race, age.float(), config, class_weights)
             optimizer.zero_grad(set_to_none=True)
@@ -309,39 +327,50 @@ def fit(
             optimizer.step()
             scheduler.step()
             for head, value in parts.items():
-                sums[head] = sums.get(head, 0.0) + value
+                state["sums"][head] = state["sums"].get(head, 0.0) + value
+            state["step"] = step + 1
+            steps_left -= 1
             bar.set_postfix(loss=f"{loss.item():.3f}")
+            if steps_left == 0 or (config.checkpoint_every and state["step"] % config.checkpoint_every == 0):
+                state["seconds"] = time.time() - started
+                save_last()
+            if steps_left == 0:
+                break
+        if steps_left == 0 and state["step"] < steps_per_epoch:
+            finished = False
+            log(f"session budget reached at epoch {epoch + 1}, step {state['step']}: --resume continues")
+            break
         summary = head_summary(targets.gender[val_rows], targets.race[val_rows], targets.age[val_rows],
                                averaged_probs(view_logits(net, val_set)))
         score = validation_score(summary)
         improved = score < state["best_score"]
-        state.update(epoch=epoch + 1, bad_epochs=0 if improved else state["bad_epochs"] + 1)
-        if improved:
-            state.update(best_score=score, best_epoch=epoch + 1, best_summary=summary)
         row = {"epoch": epoch + 1, "seconds": round(time.time() - started, 1),
-               **{f"train_loss_{h}": round(v / steps_per_epoch, 4) for h, v in sums.items()},
+               **{f"train_loss_{h}": round(v / steps_per_epoch, 4) for h, v in state["sums"].items()},
                "val_gender_accuracy": summary["gender"]["accuracy"], "val_race_accuracy": summary["race"]["accuracy"],
                "val_age_mae": summary["age"]["mae"], "val_age_coverage": summary["age"]["interval_coverage"],
                "val_score": score}
+        state.update(epoch=epoch + 1, step=0, sums={}, seconds=0.0, bad_epochs=0 if improved else state["bad_epochs"] + 1)
+        if improved:
+            state.update(best_score=score, best_epoch=epoch + 1, best_summary=summary)
         if rank == 0:
             log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
             _append_metrics(out, row)
             if improved:
                 torch.save(net.state_dict(), out / "best.pt")
-            torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "state": state, "config": asdict(config),
-                        "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
-                                "torch": torch.get_rng_state()}}, last)
+        save_last()
         if state["bad_epochs"] >= config.patience:
             if rank == 0:
                 log(f"early stop: no improvement for {config.patience} epochs (best epoch {state['best_epoch']})")
+            break
+        if steps_left == 0:
+            finished = state["epoch"] == config.epochs
             break
     if world > 1:
         dist.barrier()
     best = out / "best.pt"
     if best.exists():
         net.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
-    return {"best_epoch": state["best_epoch"], "validation": state["best_summary"]}
+    return {"best_epoch": state["best_epoch"], "validation": state["best_summary"], "finished": finished}
 
 
 def _append_metrics(out: Path, row: dict) -> None:
@@ -439,6 +468,8 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
     started = time.time()
     result = fit(model, inputs, CACHE_AT, targets, train_rows, val_rows, config, resume=resume, log=log)
     timings["training_seconds"] = round(time.time() - started, 1)
+    if not result["finished"]:
+        return Path(config.out).expanduser() / "last.pt"
     out = Path(config.out).expanduser() / "model.safetensors"
     if rank == 0:
         val_set = CachedFaces(inputs, val_rows, targets, train=False)

@@ -63,11 +63,17 @@ def test_training_learns_and_resume_matches_an_uninterrupted_run(tmp_path):
     result = fit(straight, x, "repeat_2", targets, rows[:72], rows[72:], config, log=lambda _: None)
     assert result["validation"]["gender"]["accuracy"] >= 0.8  # the signal is strong: chance is 0.5
 
-    interrupted = TrainConfig(**{**config.__dict__, "out": str(tmp_path / "resumed"), "session_epochs": 2})
-    fit(heads_model(), x, "repeat_2", targets, rows[:72], rows[72:], interrupted, log=lambda _: None)
-    assert (tmp_path / "resumed" / "metrics.csv").read_text().count("\n") == 3  # header + 2 epochs
-    resumed = heads_model()
-    fit(resumed, x, "repeat_2", targets, rows[:72], rows[72:], interrupted, resume=True, log=lambda _: None)
+    # 4 steps per epoch: stop in the middle of the second epoch, then twice more mid-way.
+    interrupted = TrainConfig(**{**config.__dict__, "out": str(tmp_path / "resumed"), "session_steps": 6,
+                                 "checkpoint_every": 0})
+    first = fit(heads_model(), x, "repeat_2", targets, rows[:72], rows[72:], interrupted, log=lambda _: None)
+    assert not first["finished"]
+    assert (tmp_path / "resumed" / "metrics.csv").read_text().count("\n") == 2  # header + 1 epoch
+    for _ in range(2):
+        resumed = heads_model()
+        done = fit(resumed, x, "repeat_2", targets, rows[:72], rows[72:], interrupted, resume=True,
+                   log=lambda _: None)
+    assert done["finished"]
     assert (tmp_path / "resumed" / "metrics.csv").read_text().count("\n") == 5  # header + 4 epochs
     for key, value in straight.heads.state_dict().items():
         assert torch.allclose(value.float(), resumed.heads.state_dict()[key].float(), atol=1e-5), key
