@@ -257,16 +257,21 @@ UTKFACE_LICENCE = ("UTKFace is available for non-commercial research purposes on
                    "belongs to their original owners. This model is trained on it and inherits that restriction.")
 
 
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else "n/a"
+
+
 def _model_details(summary: dict, metadata: dict) -> list[str]:
     model = summary["model"]
     config = metadata.get("config", {})
     training = metadata.get("training", {})
     recipe = training.get("config", {})
-    tuned = config.get("trainable_from") or "none (backbone frozen)"
+    tuned = (f"fine-tuned from block `{config['trainable_from']}` on" if config.get("trainable_from")
+             else "frozen;")
     lines = [
         f"- **Name**: `{model['name']}`, weights sha256 `{model['sha256'][:16]}`, file `{model['path']}`.",
         f"- **Architecture**: InceptionResnetV1 face-recognition backbone (`{config.get('backbone', 'n/a')}`), "
-        f"fine-tuned from block: {tuned}; a shared hidden layer ({config.get('hidden', 'n/a')} units) and three "
+        f"{tuned} a shared hidden layer ({config.get('hidden', 'n/a')} units) and three "
         "heads: gender (2 classes), ethnicity (UTKFace's 5), and age as a probability distribution over 0–100 "
         "years, read as an expected age and an 80% interval.",
         f"- **Input**: one face, detected by MTCNN and aligned to a {config.get('crop', {}).get('size', 160)} px crop "
@@ -322,16 +327,16 @@ def model_card(summary: dict, metadata: Optional[dict] = None) -> str:
              "ethnicity × age group, 10%), so these numbers are an upper bound for photos from elsewhere.", "",
              "## Training data", "",
              f"- {data.get('dataset', 'UTKFace')} (`{data.get('archive', 'n/a')}`, sha256 "
-             f"`{str(data.get('sha256', 'n/a'))[:16]}`): {data.get('faces', 'n/a')} faces, of which "
-             f"{data.get('train', 'n/a')} train and {data.get('val', 'n/a')} validation; MTCNN found a face in "
-             f"{data.get('detector_found', 'n/a')} (the archive chip is used for the rest).",
+             f"`{str(data.get('sha256', 'n/a'))[:16]}`): {_count(data.get('faces'))} faces, of which "
+             f"{_count(data.get('train'))} train and {_count(data.get('val'))} validation; MTCNN found a face in "
+             f"{_count(data.get('detector_found'))} (the archive chip is used for the rest).",
              "- UTKFace is imbalanced: about 42% of faces are White and 7% 'Others', and there are few old faces of "
              "most ethnicities; see the Dataset Explorer page.",
              f"- {UTKFACE_LICENCE}", ""]
     if validation:
         lines += ["Validation (during training): " + ", ".join(
             f"{head} {name} {value:.3f}" for head, values in validation.items() if isinstance(values, dict)
-            for name, value in values.items() if isinstance(value, (int, float))) + ".", ""]
+            for name, value in values.items() if isinstance(value, (int, float)) and name != "interval") + ".", ""]
     lines += ["## Quantitative analyses", "", _markdown(headline_table(summary)), ""]
     for metric in KEY_METRICS:
         for feature in ("race", "gender", "age_bin"):
