@@ -37,8 +37,8 @@ def test_a_missing_keras_tensor_fails_the_conversion(keras_file, tmp_path):
 
 @pytest.fixture(scope="module")
 def utk_embeddings(utkface_archive):
-    """Pooled 1792-d features (what the heads read) of the archive chips of 400 train and 200
-    val faces of the committed split, original and flipped. The 128-d identity embedding
+    """Pooled 1792-d features (what the heads read) of the archive chips of 300 train and 150
+    val faces of the committed split, original and (val only) flipped. The 128-d identity embedding
     after the bottleneck carries less linear gender signal (~0.80 with 3,000 faces), as an
     identity loss would have it; the heads sit on the pooled features."""
     from facekit.data import load_split, open_image, read_utkface
@@ -47,7 +47,7 @@ def utk_embeddings(utkface_archive):
     chosen = {
         split: [(open_image(row.image).resize((160, 160)), row.gender)
                 for row in frame[frame["split"] == split].sample(count, random_state=0).itertuples()]
-        for split, count in (("train", 400), ("val", 200))
+        for split, count in (("train", 300), ("val", 150))
     }
     model = FaceModel(ModelConfig(), backbone=load_backbone()).eval()
     out = {}
@@ -55,8 +55,11 @@ def utk_embeddings(utkface_archive):
         for split, items in chosen.items():
             crops = [crop for crop, _ in items]
             embedded = torch.cat([model.features(to_batch(crops[i:i + 50])) for i in range(0, len(crops), 50)])
-            flipped = torch.cat([model.features(to_batch(crops[i:i + 50], flip=True)) for i in range(0, len(crops), 50)])
-            out[split] = (embedded.numpy(), flipped.numpy(), np.array([g == "female" for _, g in items]))
+            flipped = None
+            if split == "val":
+                flipped = torch.cat([model.features(to_batch(crops[i:i + 50], flip=True))
+                                     for i in range(0, len(crops), 50)]).numpy()
+            out[split] = (embedded.numpy(), flipped, np.array([g == "female" for _, g in items]))
     return out
 
 
