@@ -18,6 +18,8 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 CARD_FILE = "MODEL_CARD.md"
 REPORTS = Path(__file__).parent / "assets" / "reports"  # committed reports, one folder per model
+ECE_NOTE = ("ECE is biased upward on bootstrap resamples (repeated faces make bins noisier), so its interval "
+            "can sit above the value itself; read it as the spread, not as bounds.")
 
 METRIC_NAMES = {
     "gender.accuracy": "gender accuracy",
@@ -185,7 +187,7 @@ def report_markdown(summary: dict) -> str:
         lines.append(f"- regenerate with `{summary['command']}`")
     lines += [f"- note: {note}" for note in summary.get("notes", [])]
     lines += ["", "Figures: `report.html` beside this file.", "", "## Headline (all faces, 95% bootstrap CI)", "",
-              _markdown(headline_table(summary))]
+              _markdown(headline_table(summary)), "", ECE_NOTE]
     for head in ("gender", "race", "age"):
         if head in summary:
             lines += ["", f"## Per class: {HEAD_NAMES[head]}", "", _markdown(_percent_table(per_class_table(summary, head)))]
@@ -321,7 +323,7 @@ def model_card(summary: dict, metadata: Optional[dict] = None) -> str:
              "(exact and one group off), MAE by decade, and the coverage of the 80% interval (should be close to 80%).",
              f"- Uncertainty: 95% bootstrap confidence intervals ({settings.get('n_boot', 'n/a')} resamples, seeded) "
              f"for every metric and group; gaps (max − min) and min/max ratios between groups of at least "
-             f"{settings.get('min_size', 'n/a')} faces; smaller groups are listed and flagged.", "",
+             f"{settings.get('min_size', 'n/a')} faces; smaller groups are listed and flagged. {ECE_NOTE}", "",
              "## Evaluation data", "", *[f"- {fact}" for fact in evaluation_facts(summary)],
              "- The test split is drawn from the same archive as the training data (stratified by gender × "
              "ethnicity × age group, 10%), so these numbers are an upper bound for photos from elsewhere.", "",
