@@ -15,7 +15,8 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-MAX_FILE_BYTES = 50 * 1024 * 1024  # 50 MB, the same as the app's upload limit
+MAX_FILE_BYTES = 50 * 1024 * 1024  # 50 MB as Streamlit counts it (MiB), the app's upload limit
+MB = 1024 * 1024  # messages count megabytes the way the uploader does
 MAX_PIXELS = 60_000_000  # e.g. 9000x6600; larger images are refused before decoding
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # The sample photo of the app and the tests: NASA's astronaut portrait (public domain),
@@ -38,14 +39,14 @@ def _read_bytes(source: ImageSource, max_bytes: int) -> bytes:
             raise ImageError(f"no such file: {path}")
         size = path.stat().st_size
         if size > max_bytes:
-            raise ImageError(f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+            raise ImageError(f"file is {size / MB:.1f} MB, over the {max_bytes / MB:.0f} MB limit")
         data = path.read_bytes()
     else:
         data = source.read(max_bytes + 1)
     if len(data) == 0:
         raise ImageError("empty file (0 bytes)")
     if len(data) > max_bytes:
-        raise ImageError(f"file is over the {max_bytes / 1e6:.0f} MB limit")
+        raise ImageError(f"file is over the {max_bytes / MB:.0f} MB limit")
     return data
 
 
@@ -173,7 +174,7 @@ def _zip_items(source: Path | BinaryIO, label: str) -> Iterator[InputItem]:
             continue
         total += member.file_size
         if member.file_size > MAX_FILE_BYTES:
-            yield InputItem(name, error=f"file is {member.file_size / 1e6:.1f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit")
+            yield InputItem(name, error=f"file is {member.file_size / MB:.1f} MB, over the {MAX_FILE_BYTES / MB:.0f} MB limit")
         elif member.compress_size and member.file_size / member.compress_size > MAX_ZIP_RATIO:
             yield InputItem(name, error="compression ratio is implausibly high (zip bomb?); skipped")
         elif total > MAX_ZIP_TOTAL_BYTES:

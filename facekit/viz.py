@@ -100,6 +100,12 @@ def age_by_group(frame: pd.DataFrame, column: str = "race", title: str = "Age by
     return _tidy(figure, f"{title} (share of each group per age group)")
 
 
+def _nice_step(raw: float) -> int:
+    """The smallest of 1, 2, 5 x 10^k at least ``raw``: whole-number axis ticks for counts."""
+    magnitude = 10 ** int(np.floor(np.log10(max(raw, 1))))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+
+
 def age_pyramid(frame: pd.DataFrame, title: str = "Age group by gender") -> go.Figure:
     """Population pyramid: men to the left, women to the right, one row per age group."""
     table = crossing(frame, "age_bin", "gender")
@@ -118,8 +124,11 @@ def age_pyramid(frame: pd.DataFrame, title: str = "Age group by gender") -> go.F
             )
         )
     limit = int(table.to_numpy().max() or 1)
+    step = _nice_step(limit / 3)
+    ticks = np.arange(-(limit // step) * step, limit + 1, step)
     figure.update_layout(barmode="relative", bargap=0.1)
-    figure.update_xaxes(title_text="faces", range=[-limit * 1.05, limit * 1.05], tickformat=",d")
+    figure.update_xaxes(title_text="faces", range=[-limit * 1.05, limit * 1.05], tickvals=ticks,
+                        ticktext=[f"{abs(int(t)):,}" for t in ticks])  # counts on both sides are positive
     figure.update_yaxes(title_text="age group")
     return _tidy(figure, title)
 
