@@ -12,9 +12,9 @@ and measure **how biased** the data and the model are.
 | page | what it is for |
 |---|---|
 | **Dataset Explorer** | distributions of age, gender and ethnicity in a dataset (shipped UTKFace and FairFace labels, or any supported dataset on disk), their crossings, imbalance figures, two datasets side by side, and a filterable face gallery with the filtered labels as CSV |
-| **Model Evaluation** | how accurate the shipped model (or any evaluated one) is: confusion matrices, per-class precision/recall/F1, accuracy and age error by gender, ethnicity, age group and their crossings with confidence intervals and the gaps written out, reliability diagrams, the most confident mistakes, two reports side by side, and the model card |
 | **Predict** | one photo (upload, webcam or the sample): every face boxed, gender and ethnicity probabilities, age with its 80% interval, Grad-CAM maps of any head and class, downloads (CSV, JSON, annotated image) |
 | **Batch Analytics** | many photos or a ZIP: a table of every face and a breakdown by age group, gender and ethnicity with confidence intervals, as CSV; for statistics about groups, never about individuals |
+| **Model Evaluation** | how accurate the shipped model (or any evaluated one) is: confusion matrices, per-class precision/recall/F1, accuracy and age error by gender, ethnicity, age group and their crossings with confidence intervals and the gaps written out, reliability diagrams, the most confident mistakes, two reports side by side, and the model card |
 
 Every prediction is a probability, and every age comes with an interval: the model is
 wrong sometimes, and more often for some groups than others. Do not use it to make

@@ -38,7 +38,7 @@ METRIC_NAMES = {
 YEARS = {"age.mae", "age.rmse"}  # metrics in years; every other one is a fraction
 FEATURE_NAMES = {"all": "all faces", "gender": "gender", "race": "ethnicity", "age_bin": "age group",
                  "race_gender": "ethnicity × gender"}
-HEAD_NAMES = {"gender": "gender", "race": "ethnicity", "age": "age group"}
+HEAD_NAMES = {"gender": "gender", "race": "ethnicity", "age": "age group", "age_bin": "age group"}
 # The per-group views the report and the card show, in order.
 KEY_METRICS = ("gender.accuracy", "race.accuracy", "age.mae", "age.interval_coverage")
 

@@ -318,4 +318,6 @@ def reliability_diagram(reports: Mapping[str, Mapping], title: str = "Reliabilit
                           "%{customdata[0]:,} faces<extra></extra>"))
     figure.update_xaxes(title_text="confidence (top-class probability)", range=[0, 1.02])
     figure.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%")
-    return _tidy(figure, title)
+    _tidy(figure, title, height=420)
+    figure.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
+    return figure

@@ -218,7 +218,8 @@ def mistakes_tab(name: str, evaluation: Evaluation) -> None:
         st.info("No mistakes of this head in this evaluation.")
         return
     order = "largest age errors first" if head == "age" else "most confident wrong answers first"
-    st.caption(f"{name}: {len(wrong):,} wrong, {order}. True label, then the model's answer.")
+    st.caption(f"{name}: {len(wrong):,} wrong, {order}. True label, then the model's answer. The most confident "
+               "'mistakes' are often wrong labels in the dataset itself: look before trusting an accuracy to the point.")
     show_cam = explain_available(evaluation) and st.toggle(
         "Grad-CAM of the predicted answer", key="mistake_cam",
         help="Computed now for the faces shown (a few seconds each on a CPU).")
