@@ -131,7 +131,6 @@ class Predictor:
         flip_average: bool = True,
         batch_size: int = 32,
     ) -> None:
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         loaded = load_checkpoint(checkpoint)
         self.model: FaceModel = loaded.model
         self.metadata = loaded.metadata

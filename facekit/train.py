@@ -132,10 +132,7 @@ class TrainableNet(nn.Module):
 
     def train(self, mode: bool = True) -> "TrainableNet":
         super().train(mode)
-        self.model.backbone.eval()  # batch-norm statistics stay as pretrained
-        for module in self.trainable.modules():
-            if isinstance(module, nn.Dropout):
-                module.train(mode)
+        self.model.backbone.eval()  # batch-norm statistics stay as pretrained (the blocks have no dropout)
         return self
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
