@@ -9,6 +9,7 @@ used by the CLI, the app's downloads and the batch page alike.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -130,6 +131,7 @@ class Predictor:
         max_faces: int = 20,
         flip_average: bool = True,
         batch_size: int = 32,
+        workers: int = 2,
     ) -> None:
         loaded = load_checkpoint(checkpoint)
         self.model: FaceModel = loaded.model
@@ -138,20 +140,22 @@ class Predictor:
         self.max_faces = max_faces
         self.flip_average = flip_average
         self.batch_size = batch_size
+        # Threads that read and decode photos while others are decoded (PIL and file reads release
+        # the GIL); detection and the model run in the caller's thread.
+        self.readers = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
 
     def predict_images(self, sources: Sequence[ImageSource], names: Sequence[str] | None = None) -> list[ImageResult]:
         names = list(names) if names is not None else [_name(source, i) for i, source in enumerate(sources)]
         results = [ImageResult(source=name) for name in names]
         images: dict[int, Image.Image] = {}
-        for i, source in enumerate(sources):
-            started = time.perf_counter()
-            try:
-                images[i] = load_image(source)
-            except ImageError as error:
-                results[i].error = str(error)
+        mapper = self.readers.map if self.readers else map
+        for i, (decoded, seconds) in enumerate(mapper(_timed_load, sources)):
+            if isinstance(decoded, ImageError):
+                results[i].error = str(decoded)
                 continue
-            results[i].size = images[i].size
-            results[i].timings["read"] = time.perf_counter() - started
+            images[i] = decoded
+            results[i].size = decoded.size
+            results[i].timings["read"] = seconds
         order = list(images)
         started = time.perf_counter()
         detections = self.detector.detect([images[i] for i in order])
@@ -215,6 +219,15 @@ class Predictor:
         results = iter(self.predict_images(list(data.values()), [items[i].name for i in data]))
         for index, item in enumerate(items):
             yield ImageResult(source=item.name, error=errors[index]) if index in errors else next(results)
+
+
+def _timed_load(source: ImageSource) -> tuple[Image.Image | ImageError, float]:
+    """Decode one photo; the error is returned, not raised, so a batch keeps its good photos."""
+    started = time.perf_counter()
+    try:
+        return load_image(source), time.perf_counter() - started
+    except ImageError as error:
+        return error, time.perf_counter() - started
 
 
 def _name(source: ImageSource, index: int) -> str:
