@@ -200,10 +200,6 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
     return pd.concat(parts, ignore_index=True)
 
 
-def _codes(values: pd.Series, classes: tuple[str, ...]) -> np.ndarray:
-    return pd.Categorical(values, categories=classes).codes.astype(np.int64)
-
-
 def _group_features(faces: pd.DataFrame) -> dict[str, pd.Series]:
     """True-label groups of each evaluated face, in the schema's order; features nobody is labelled with are left out."""
     gender = pd.Categorical(faces["gender_true"], categories=labels.GENDERS)
@@ -243,8 +239,9 @@ def summarize(predictions: pd.DataFrame, *, model: dict, dataset: dict, crop: st
     if faces.empty:
         summary["notes"].append("no face was evaluated: no metrics")
         return summary
-    gender, race = _codes(faces["gender_true"], labels.GENDERS), _codes(faces["race_true"], labels.RACES)
-    bins = _codes(faces["age_bin_true"], labels.AGE_BIN_LABELS)
+    gender = np.array(labels.encode(faces["gender_true"], labels.GENDERS), np.int64)
+    race = np.array(labels.encode(faces["race_true"], labels.RACES), np.int64)
+    bins = np.array(labels.encode(faces["age_bin_true"], labels.AGE_BIN_LABELS), np.int64)
     age = pd.to_numeric(faces["age_true"], errors="coerce").to_numpy(float)
     probs = {head: faces[[f"p_{head}_{c}" for c in classes]].to_numpy(float) for head, classes in CLASSES.items()}
     age_pred, low, high = (faces[c].to_numpy(float) for c in ("age_pred", "age_low", "age_high"))

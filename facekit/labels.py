@@ -7,7 +7,7 @@ never a silent class.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Iterable, Optional, Sequence
 
 GENDERS: tuple[str, ...] = ("male", "female")  # UTKFace order: 0 = male, 1 = female
 RACES: tuple[str, ...] = ("white", "black", "asian", "indian", "others")  # UTKFace's 5
@@ -141,6 +141,23 @@ def age_bin_index(label: str) -> int:
 def bin_edges(bins: tuple[tuple[str, int, int], ...] = AGE_BINS) -> list[int]:
     """Lower edges of each bin plus the end, for turning a per-year distribution into bins."""
     return [low for _, low, _ in bins] + [AGE_CLASSES]
+
+
+def encode(values: Iterable[object], classes: Sequence[str]) -> list[int]:
+    """Class indices of labels, -1 where the label is unknown: the form heads and metrics take.
+
+    Raises ValueError for a value that is present but not one of ``classes``.
+    """
+    position = {label: i for i, label in enumerate(classes)}
+    codes = []
+    for value in values:
+        if _is_missing(value):
+            codes.append(-1)
+        elif value in position:
+            codes.append(position[value])  # type: ignore[index]
+        else:
+            raise ValueError(f"{value!r} is not one of {list(classes)}")
+    return codes
 
 
 def display(label: Optional[str]) -> str:

@@ -426,9 +426,9 @@ def data_sha256(path: Path) -> str:
 def utkface_targets(frame, files: list[str]) -> Targets:
     """Label arrays in the order of ``files`` (the feature cache's order)."""
     indexed = frame.set_index("file").loc[files]
-    gender = indexed["gender"].map({g: i for i, g in enumerate(labels.GENDERS)}).astype(float).fillna(-1)
-    race = indexed["race"].map({r: i for i, r in enumerate(labels.RACES)}).astype(float).fillna(-1)
-    return Targets(gender.to_numpy(np.int64), race.to_numpy(np.int64), indexed["age"].to_numpy(np.float64))
+    return Targets(np.array(labels.encode(indexed["gender"], labels.GENDERS), np.int64),
+                   np.array(labels.encode(indexed["race"], labels.RACES), np.int64),
+                   indexed["age"].to_numpy(np.float64))
 
 
 def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
