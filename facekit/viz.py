@@ -62,14 +62,19 @@ def age_histogram(frame: pd.DataFrame, title: str = "Age in years") -> go.Figure
 def crossing_heatmap(frame: pd.DataFrame, rows: str, columns: str, title: str) -> go.Figure:
     """Faces per pair of labels as an annotated heatmap: empty and thin cells stand out."""
     table = crossing(frame, rows, columns)
+    return _heatmap(table, ",d", COLUMN_NAMES.get(columns, columns), COLUMN_NAMES.get(rows, rows), "faces", title)
+
+
+def _heatmap(table: pd.DataFrame, text: str, x: str, y: str, color: str, title: str) -> go.Figure:
+    """A labelled table as an annotated blue heatmap (counts or shares, per ``text`` format)."""
     figure = px.imshow(
         table.to_numpy(),
         x=_names(table.columns),
         y=_names(table.index),
-        text_auto=",d",
+        text_auto=text,
         color_continuous_scale="Blues",
         aspect="auto",
-        labels=dict(x=COLUMN_NAMES.get(columns, columns), y=COLUMN_NAMES.get(rows, rows), color="faces"),
+        labels=dict(x=x, y=y, color=color),
     )
     return _tidy(figure, title)
 
@@ -88,16 +93,7 @@ def age_by_group(frame: pd.DataFrame, column: str = "race", title: str = "Age by
         return _tidy(figure, title)
     shares = crossing(known, "age_bin", column)
     shares = shares / shares.sum().where(shares.sum() > 0, 1)
-    figure = px.imshow(
-        shares.to_numpy(),
-        x=_names(shares.columns),
-        y=list(shares.index),
-        text_auto=".0%",
-        color_continuous_scale="Blues",
-        aspect="auto",
-        labels=dict(x=name, y="age group", color="share"),
-    )
-    return _tidy(figure, f"{title} (share of each group per age group)")
+    return _heatmap(shares, ".0%", name, "age group", "share", f"{title} (share of each group per age group)")
 
 
 def _nice_step(raw: float) -> int:
