@@ -62,7 +62,7 @@ class TrainConfig:
     session_steps: int = 0  # stop after this many steps in one invocation (a session's budget); --resume goes on
     checkpoint_every: int = 50  # steps between resumable checkpoints within an epoch
     fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
-    init_from: str = ""  # a facekit checkpoint whose tensors (e.g. trained heads) start this run
+    init_from: str = ""  # a facekit checkpoint whose tensors (trained heads, fine-tuned blocks) start this run
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
@@ -461,7 +461,7 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
 
         start = load_checkpoint(Path(config.init_from).expanduser(), backbone=model.backbone).model
         model.heads.load_state_dict(start.heads.state_dict())
-        log(f"heads initialised from {config.init_from}")
+        log(f"initialised from {config.init_from} (heads and any fine-tuned blocks it holds)")
     started = time.time()
     result = fit(model, inputs, CACHE_AT, targets, train_rows, val_rows, config, resume=resume, log=log)
     timings["training_seconds"] = round(time.time() - started, 1)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from facekit.data.paths import locate_utkface
 from facekit.model import DEFAULT_MODEL
+from facekit.track import iou as box_iou  # noqa: F401  (tests import it from here)
 
 REPO = Path(__file__).resolve().parents[1]
 # Hand-annotated face box of skimage's astronaut photo (Eileen Collins, public domain):
@@ -46,14 +47,6 @@ def predictor():
     from facekit.predict import Predictor
 
     return Predictor()
-
-
-def box_iou(a, b) -> float:
-    ax1, ay1, ax2, ay2 = a
-    bx1, by1, bx2, by2 = b
-    inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
-    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
-    return inter / union
 
 
 def exif_rotated_jpeg(image: Image.Image, orientation: int = 6) -> bytes:
