@@ -244,7 +244,7 @@ def measure_facekit(photos: Sequence[Photo], big_batch: int = 32, log: Callable[
     import torch
 
     from facekit.io import load_image
-    from facekit.predict import Predictor, head_probabilities
+    from facekit.predict import Predictor
 
     started = time.perf_counter()
     predictor = Predictor()
@@ -257,10 +257,9 @@ def measure_facekit(photos: Sequence[Photo], big_batch: int = 32, log: Callable[
 
     log("model per face")
     crop = _first_crop(predictor, images[0])
-    model_b1 = _timed(lambda _: head_probabilities(predictor.model, [crop], predictor.flip_average), range(5))
+    model_b1 = _timed(lambda _: predictor.probabilities([crop]), range(5))
     batch = [crop] * big_batch
-    model_big = [t / big_batch for t in _timed(lambda _: head_probabilities(predictor.model, batch,
-                                                                           predictor.flip_average), range(2))]
+    model_big = [t / big_batch for t in _timed(lambda _: predictor.probabilities(batch), range(2))]
 
     log("end to end")
     end_to_end, predicted = [], []

@@ -139,7 +139,6 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
     from facekit.align import resize_chip
     from facekit.data import read_image_bytes
     from facekit.io import ImageError, load_image
-    from facekit.predict import head_probabilities
 
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, not {crop!r}")
@@ -182,7 +181,7 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
                 except ImageError as error:
                     status[i] = f"unreadable: {error}"
             if crops:
-                batch = head_probabilities(predictor.model, crops, predictor.flip_average)
+                batch = predictor.probabilities(crops)
                 for head in probs:
                     probs[head] = list(batch[head])
         rows = pd.DataFrame({"file": chunk["file"].to_numpy(), "image": chunk["image"].to_numpy(), "status": status,

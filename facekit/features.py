@@ -31,6 +31,9 @@ VIEWS = 2  # original and horizontally flipped
 # Activations are cached where this block starts: its input is 896x8x8 at 160 px, deep
 # enough that fine-tuning from here costs ~23 ms per face on two cores, not ~64 ms.
 CACHE_AT = "repeat_2"
+# The detector that made the training crops: MTCNN's own defaults, pinned here so that faster
+# inference defaults (facekit.detect.DetectorSettings) never change what training sees.
+CACHE_DETECTOR = DetectorSettings(min_face_size=20, scale_factor=0.709)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def build_cache(
     files: list[str],
     images: Iterator[tuple[str, bytes]],
     config: ModelConfig,
-    detector_settings: DetectorSettings = DetectorSettings(),
+    detector_settings: DetectorSettings = CACHE_DETECTOR,
     batch_size: int = 64,
     log=print,
 ) -> FeatureCache:

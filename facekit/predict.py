@@ -14,7 +14,7 @@ import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -83,16 +83,22 @@ def age_bin_probs(probs: np.ndarray) -> dict[str, float]:
     return {label: float(probs[edges[i]:edges[i + 1]].sum()) for i, label in enumerate(labels.AGE_BIN_LABELS)}
 
 
-def head_probabilities(model: FaceModel, crops: Sequence[Image.Image], flip_average: bool = True) -> dict[str, np.ndarray]:
-    """Calibrated probabilities per head for a batch of crops; averages the flipped view if asked."""
-    views = [False, True] if flip_average else [False]
-    total: dict[str, torch.Tensor] = {}
+def head_probabilities(model: FaceModel, crops: Sequence[Image.Image], flip_average: bool = True,
+                       forward: Callable[[torch.Tensor], dict[str, torch.Tensor]] | None = None) -> dict[str, np.ndarray]:
+    """Calibrated probabilities per head for a batch of crops; averages the mirrored view if asked.
+
+    ``forward`` runs the network (the model itself, or its ONNX graph); the mirrored crops ride
+    in the same batch, which costs less than a second call.
+    """
+    batch = to_batch(crops)
+    if flip_average:
+        batch = torch.cat([batch, batch.flip(3)])
     with torch.inference_mode():
-        for flip in views:
-            logits = model.calibrated(model(to_batch(crops, flip=flip)))
-            for head, value in logits.items():
-                total[head] = total.get(head, 0) + torch.softmax(value, 1) / len(views)
-    return {head: value.numpy() for head, value in total.items()}
+        logits = model.calibrated((forward or model)(batch))
+    probs = {head: torch.softmax(value, 1) for head, value in logits.items()}
+    if flip_average:
+        probs = {head: (value[:len(crops)] + value[len(crops):]) / 2 for head, value in probs.items()}
+    return {head: value.numpy() for head, value in probs.items()}
 
 
 def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset: int = 0) -> list[FacePrediction]:
@@ -121,8 +127,16 @@ def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset:
     return faces
 
 
+ENGINES = ("onnx", "torch")
+
+
 class Predictor:
-    """Detector + model, loaded once. ``max_faces`` bounds the work per photo (largest first)."""
+    """Detector + model, loaded once. ``max_faces`` bounds the work per photo (largest first).
+
+    ``engine="onnx"`` runs the network through its cached ONNX graph (facekit.export), about
+    twice as fast on CPU with the same outputs; ``"torch"`` runs the PyTorch model, which
+    Grad-CAM and training always use.
+    """
 
     def __init__(
         self,
@@ -132,9 +146,19 @@ class Predictor:
         flip_average: bool = True,
         batch_size: int = 32,
         workers: int = 2,
+        engine: str = "onnx",
     ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         loaded = load_checkpoint(checkpoint)
         self.model: FaceModel = loaded.model
+        self.engine = engine
+        if engine == "onnx":
+            from facekit.export import onnx_model
+
+            self.forward = onnx_model(self.model)
+        else:
+            self.forward = self.model
         self.metadata = loaded.metadata
         self.detector = FaceDetector(detector)
         self.max_faces = max_faces
@@ -175,7 +199,7 @@ class Predictor:
         started = time.perf_counter()
         probs: dict[str, list[np.ndarray]] = {head: [] for head in FaceModel.HEADS}
         for start in range(0, len(crops), self.batch_size):
-            batch = head_probabilities(self.model, crops[start:start + self.batch_size], self.flip_average)
+            batch = self.probabilities(crops[start:start + self.batch_size])
             for head in probs:
                 probs[head].append(batch[head])
         elapsed = time.perf_counter() - started
@@ -187,6 +211,10 @@ class Predictor:
                 results[i].faces = face_predictions(found, face_probs)
                 results[i].timings["model"] = elapsed * len(rows) / len(owners)
         return results
+
+    def probabilities(self, crops: Sequence[Image.Image]) -> dict[str, np.ndarray]:
+        """Calibrated probabilities per head for aligned crops, with this predictor's engine and flip setting."""
+        return head_probabilities(self.model, crops, self.flip_average, self.forward)
 
     def predict(self, source: ImageSource, name: str | None = None) -> ImageResult:
         return self.predict_images([source], [name or _name(source, 0)])[0]

@@ -434,7 +434,6 @@ def utkface_targets(frame, files: list[str]) -> Targets:
 def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
     """The one command behind a recipe: feature cache, training, temperatures, checkpoint."""
     from facekit.data import SPLIT_PATH, iter_utkface_images, load_split, read_utkface
-    from facekit.detect import DetectorSettings
     from facekit.features import CACHE_AT, build_cache
     from facekit.model import ModelConfig, save_checkpoint
 
@@ -447,7 +446,7 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
     timings: dict[str, float] = {}
     started = time.time()
     cache = build_cache(archive, files, iter_utkface_images(archive), ModelConfig(trainable_from=CACHE_AT),
-                        DetectorSettings(), log=log if rank == 0 else (lambda _: None))
+                        log=log if rank == 0 else (lambda _: None))
     timings["feature_cache_seconds"] = round(time.time() - started, 1)
     index = cache.index
     cached_files = index["file"].tolist()
