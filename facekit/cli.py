@@ -52,7 +52,8 @@ def weights_import(
 
 @app.command()
 def predict(
-    paths: list[Path] = typer.Argument(..., help="Image files, folders (recursive) or ZIP files."),
+    paths: list[Path] = typer.Argument(..., help="Image files, folders (recursive), ZIP files, or video files "
+                                                 "(.mp4 .mov .avi .mkv .webm .m4v: one row per followed face)."),
     format: str = typer.Option("csv", "--format", help="csv or json"),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of standard output."),
@@ -61,28 +62,66 @@ def predict(
     summary: bool = typer.Option(
         False, "--summary", help="Print the demographic breakdown (counts, shares with 95% Wilson intervals) "
                                  "instead of the rows; with --out the rows still go to that file."),
+    sample_fps: float = typer.Option(2.0, "--sample-fps", min=0.01, help="Videos: frames analysed per second of video."),
+    frames_json: Optional[Path] = typer.Option(None, "--frames-json", help="Videos: write each analysed frame's time, "
+                                                                           "faces and track ids as JSON (one video)."),
+    annotated: Optional[Path] = typer.Option(None, "--annotated", help="Videos: write the analysed frames with boxes, "
+                                                                       "labels and track ids as an MP4 (one video)."),
 ) -> None:
-    """Gender, ethnicity and age of every face: one row per face, or per input without one."""
+    """Gender, ethnicity and age of every face: one row per face, or per input without one.
+
+    A video gives one row per face followed through it: probabilities averaged over its frames,
+    the median age with an 80% interval, and when it was first and last seen (seconds)."""
     import json
 
     import pandas as pd
 
     from facekit.io import collect_inputs
     from facekit.predict import Predictor, prediction_rows
+    from facekit.video import VideoError, analyse_video, frame_document, is_video_name, track_rows
 
     if format not in ("csv", "json"):
         fail(f"--format must be csv or json, not {format!r}")
+    videos = [path for path in paths if is_video_name(path.name)]
+    if (frames_json or annotated) and len(videos) != 1:
+        fail(f"--frames-json and --annotated describe one video; {len(videos)} video inputs given")
+    if annotated and annotated.suffix.lower() != ".mp4":
+        fail(f"--annotated must end in .mp4, not {annotated.name!r}")
+    if videos and summary:
+        fail("--summary breaks down the faces of photos; for videos the rows are already one per followed face")
     try:
         predictor = Predictor(model, max_faces=max_faces)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         fail(str(error))
     rows: list[dict] = []
     processed = 0  # inputs that were read, with or without a face
-    for result in predictor.predict_items(collect_inputs(paths), batch):
+    for result in predictor.predict_items(collect_inputs([path for path in paths if path not in videos]), batch):
         processed += not result.error
         rows.extend(prediction_rows([result]))
+    for path in videos:
+        try:
+            video = analyse_video(path, predictor, sample_fps=sample_fps, annotated=annotated)
+        except VideoError as error:
+            typer.echo(f"{path}: {error}", err=True)
+            rows.append({"file": str(path), "track": None, "error": str(error)})
+            continue
+        except OSError as error:
+            fail(f"could not write {annotated}: {error}")
+        processed += 1
+        rows.extend(track_rows(video))
+        typer.echo(f"{path}: {len(video.tracks)} faces followed over {len(video.frames)} analysed frames; "
+                   f"{video.info.seconds_read:.1f} s of video in {video.seconds:.1f} s", err=True)
+        for note in video.notes:
+            typer.echo(f"{path}: {note}", err=True)
+        if frames_json:
+            try:
+                frames_json.write_text(json.dumps(frame_document(video), indent=1))
+            except OSError as error:
+                fail(f"could not write {frames_json}: {error}")
     columns = list(dict.fromkeys(key for row in rows for key in row))
     table = pd.DataFrame(rows, columns=columns)
+    counts = [column for column in ("face", "track", "frames") if column in table]
+    table[counts] = table[counts].astype("Int64")  # whole numbers stay whole beside empty cells
     text = table.to_csv(index=False) if format == "csv" else json.dumps(rows, indent=2)
     if out:
         out.write_text(text)

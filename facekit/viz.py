@@ -317,3 +317,41 @@ def reliability_diagram(reports: Mapping[str, Mapping], title: str = "Reliabilit
     _tidy(figure, title, height=420)
     figure.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
     return figure
+
+
+# ---- video (Video page, `facekit predict clip.mp4 --annotated`): followed faces
+
+def annotate_tracks(image: Image.Image, faces: Sequence[FacePrediction], tracks: Sequence[int]) -> Image.Image:
+    """``annotate_faces`` plus each face's track id inside the bottom of its box, as the track table names it."""
+    annotated = annotate_faces(image, faces)
+    draw = ImageDraw.Draw(annotated)
+    font = ImageFont.load_default(size=max(12, round(16 * max(annotated.size) / 800)))
+    pad = 3
+    for face, track in zip(faces, tracks):
+        x1, _, _, y2 = face.box
+        text = f"track {track}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        draw.rectangle((x1, y2 - (bottom - top) - 2 * pad, x1 + right - left + 2 * pad, y2),
+                       fill=GENDER_COLORS[labels.display(face.gender)])
+        draw.text((x1 + pad - left, y2 - (bottom - top) - pad - top), text, fill="white", font=font)
+    return annotated
+
+
+def track_timeline(tracks: pd.DataFrame, sightings: pd.DataFrame, title: str = "When each face is seen") -> go.Figure:
+    """One row per followed face (``video.track_rows``), a marker at each analysed frame it is in
+    (``sightings``: track, time), coloured by predicted gender; the hover gives its pooled answer."""
+    figure = go.Figure()
+    for row in tracks.to_dict("records"):
+        gender = labels.display(row["gender"])
+        times = sightings.loc[sightings["track"] == row["track"], "time"]
+        p_gender = row["p_female"] if row["gender"] == "female" else 1 - row["p_female"]
+        answer = (f"{gender} {p_gender:.0%}, "
+                  f"{labels.display(row['race'])} {row['p_' + row['race']]:.0%}, "
+                  f"age {row['age']:.0f} ({row['age_low']:.0f}–{row['age_high']:.0f})")
+        figure.add_trace(go.Scatter(
+            x=times, y=[f"track {row['track']}"] * len(times), mode="lines+markers", name=gender, legendgroup=gender,
+            showlegend=gender not in {trace.name for trace in figure.data}, line_color=GENDER_COLORS[gender],
+            hovertemplate=f"track {row['track']} at %{{x:.1f}} s: {answer}<extra></extra>"))
+    figure.update_xaxes(title_text="time in the video (s)", rangemode="tozero")
+    figure.update_yaxes(type="category", autorange="reversed")
+    return _tidy(figure, title, height=200 + 30 * len(tracks))
