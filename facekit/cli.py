@@ -409,5 +409,63 @@ def bench(
     typer.echo(text if as_json else report_text(result), nl=as_json)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Requests computed at once; torch gets cores/workers "
+                                                            "threads each."),
+    queue: int = typer.Option(8, "--queue", min=0, help="Requests that may wait for a worker; more get 503 "
+                                                        "with Retry-After."),
+    max_upload_mb: Optional[float] = typer.Option(None, "--max-upload-mb", min=0.001,
+                                                  help="Largest upload (default: 50, the app's limit)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=1, help="Largest image in pixels, checked "
+                                                                               "before decoding (default: 60 MP)."),
+    max_faces: int = typer.Option(20, "--max-faces", min=1, help="Most faces classified per photo, largest first; "
+                                                                 "requests may ask for fewer."),
+) -> None:
+    """The REST service: POST /v1/predict and /v1/explain, GET /v1/model and /healthz; OpenAPI docs at /docs."""
+    from dataclasses import replace
+
+    from facekit.io import MB
+    from facekit.serve import ServiceLimits, serve as run_service
+
+    limits = ServiceLimits(workers=workers, queue=queue, max_faces=max_faces)
+    if max_upload_mb is not None:
+        limits = replace(limits, max_upload_bytes=round(max_upload_mb * MB))
+    if max_pixels is not None:
+        limits = replace(limits, max_pixels=max_pixels)
+    try:
+        run_service(host, port, model, limits)
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        fail(str(error))
+
+
+@app.command()
+def loadtest(
+    url: str = typer.Argument(..., help="A running `facekit serve`, e.g. http://127.0.0.1:8000"),
+    image: Optional[Path] = typer.Option(None, "--image", exists=True, dir_okay=False,
+                                         help="Photo to send (default: the astronaut sample)."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Requests in flight at once."),
+    requests: int = typer.Option(200, "--requests", min=1, help="Requests in all (after one untimed warm-up)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """POST one photo to /v1/predict many times at once: requests/s, latency p50/p95, failures, machine load."""
+    import json
+
+    from facekit.io import SAMPLE_PHOTO
+    from facekit.serve import load_test
+
+    photo = image or SAMPLE_PHOTO
+    try:
+        result = load_test(url, photo.read_bytes(), concurrency, requests, filename=photo.name)
+    except (ValueError, OSError) as error:
+        fail(str(error))
+    typer.echo(json.dumps(result.to_dict(), indent=1) if as_json else result.text())
+    if result.errors:
+        fail(f"{result.requests - result.ok} of {result.requests} requests failed")
+
+
 if __name__ == "__main__":  # `python -m facekit.cli`, as torchrun launches it
     app()
