@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -94,7 +95,8 @@ except VideoError as error:
     st.error(f"Could not read {name}: {error}.")
     st.stop()
 duration = f"{info.duration:.1f} s" if info.duration else "unknown length"
-st.caption(f"{name}: {duration}, {info.width}×{info.height}, {info.fps or '?'} frames/s, {info.codec}")
+st.caption(f"{name}: {duration}, {info.width}×{info.height}, {f'{info.fps:g}' if info.fps else '?'} frames/s, "
+           f"{info.codec}")
 
 rate_column, annotate_column = st.columns(2)
 sample_fps = rate_column.select_slider("Frames analysed per second of video", RATES, value=SAMPLE_FPS, key="rate",
@@ -103,7 +105,7 @@ sample_fps = rate_column.select_slider("Frames analysed per second of video", RA
 annotate = annotate_column.toggle("Make an annotated video", value=True, key="annotate",
                                   help="The analysed frames with each face boxed, labelled and its track id.")
 if info.duration:
-    planned = min(MAX_FRAMES, int(info.duration * min(sample_fps, info.fps or sample_fps)) + 1)
+    planned = min(MAX_FRAMES, math.ceil(info.duration * min(sample_fps, info.fps or sample_fps)))
     rate_column.caption(f"About {planned} frames to analyse" + (" (the limit)" if planned == MAX_FRAMES else ""))
 
 key = (hashlib.sha256(data).hexdigest(), sample_fps, annotate)
