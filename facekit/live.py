@@ -72,7 +72,7 @@ def live_predictor(checkpoint: str | Path | None = None) -> Predictor:
     """The shipped model with settings for speed; about 100 ms instead of 220 ms per frame here.
 
     Trade-offs against the Predict page's settings, both measured on a 640x480 frame with one
-    face on two cores at load ~2.5:
+    face on two cores at load ~2.5 (ONNX engine; at load ~4 it was 140 ms against 220 ms):
 
     - detection on a copy at most ``DETECT_SIDE`` (320) pixels wide, not 640: 40 ms instead
       of 95 ms, but faces smaller than about 40 pixels in a 640 pixel frame (people a few
