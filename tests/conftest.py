@@ -2,6 +2,7 @@
 each loaded once per test session."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,13 @@ def predictor():
     from facekit.predict import Predictor
 
     return Predictor()
+
+
+def free_port() -> int:
+    """A loopback port no one listens on now, for a test server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def exif_rotated_jpeg(image: Image.Image, orientation: int = 6) -> bytes:

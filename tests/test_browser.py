@@ -8,7 +8,6 @@ charts. One server and one browser serve the whole module; each step leaves a sc
 from __future__ import annotations
 
 import io
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,7 +18,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import REPO
+from conftest import REPO, free_port
 from facekit.evaluate import save_evaluation
 from facekit.io import SAMPLE_PHOTO
 from facekit.model import DEFAULT_MODEL
@@ -36,12 +35,6 @@ SLOW = 120_000  # ms: loading the model, detection and Grad-CAM on two busy core
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"{CHROMIUM} is missing (`bash scripts/run.sh test` installs Debian's chromium)")
 needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

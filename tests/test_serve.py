@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import socket
 import subprocess
 import time
 
@@ -18,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import ASTRONAUT_FACE, REPO, box_iou, noise_image
+from conftest import ASTRONAUT_FACE, REPO, box_iou, free_port, noise_image
 from facekit import labels
 from facekit.io import MB, SAMPLE_PHOTO
 from facekit.predict import prediction_rows
@@ -212,12 +211,6 @@ def test_openapi_schema_fuzzed_never_gives_a_server_error(app, mode):
         case.call_and_validate(excluded_checks=[schemathesis.checks.positive_data_acceptance])
 
     fuzz()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
