@@ -15,6 +15,8 @@ and measure **how biased** the data and the model are.
 | **Predict** | one photo (upload, webcam or the sample): every face boxed, gender and ethnicity probabilities, age with its 80% interval, Grad-CAM maps of any head and class, downloads (CSV, JSON, annotated image) |
 | **Batch Analytics** | many photos or a ZIP: a table of every face and a breakdown by age group, gender and ethnicity with confidence intervals, as CSV; for statistics about groups, never about individuals |
 | **Model Evaluation** | how accurate the shipped model (or any evaluated one) is: confusion matrices, per-class precision/recall/F1, accuracy and age error by gender, ethnicity, age group and their crossings with confidence intervals and the gaps written out, reliability diagrams, the most confident mistakes, two reports side by side, and the model card |
+| **Video** | a video file: frames sampled (2 per second by default), each face followed from frame to frame, one row per followed face with averaged probabilities and a median age with its interval, a timeline, an annotated video, CSV and JSON downloads |
+| **Live** | the webcam as a stream: every frame boxed and labelled while the model refreshes in the background as often as the CPU allows, with frames per second and refreshes per second shown |
 
 Every prediction is a probability, and every age comes with an interval: the model is
 wrong sometimes, and more often for some groups than others. Do not use it to make

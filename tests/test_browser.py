@@ -121,12 +121,13 @@ def plotly_charts(scope):
     return scope.locator(".js-plotly-plot")
 
 
-@pytest.mark.parametrize("path, title", [("", "facekit"), ("Predict", "Predict"), ("Batch_Analytics", "Batch analytics")])
+@pytest.mark.parametrize("path, title", [("", "facekit"), ("Predict", "Predict"), ("Batch_Analytics", "Batch analytics"),
+                                          ("Video", "Video")])
 def test_pages_render_without_an_exception(page, app_url, path, title):
     """The explorer and evaluation pages are visited, and checked the same way, by their own tests."""
     page.goto(f"{app_url}/{path}")
     expect(page.get_by_role("heading", name=title, level=1)).to_be_visible(timeout=SLOW)
-    for name in ("Dataset Explorer", "Predict", "Batch Analytics", "Model Evaluation"):
+    for name in ("Dataset Explorer", "Predict", "Batch Analytics", "Model Evaluation", "Video", "Live"):
         expect(page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True)).to_be_visible()
     settled(page, f"page-{path or 'home'}")
 
