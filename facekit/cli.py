@@ -52,8 +52,9 @@ def weights_import(
 
 @app.command()
 def predict(
-    paths: list[Path] = typer.Argument(..., help="Image files, folders (recursive), ZIP files, or video files "
-                                                 "(.mp4 .mov .avi .mkv .webm .m4v: one row per followed face)."),
+    paths: list[str] = typer.Argument(..., help="Image files, folders (recursive), ZIP files, or video files "
+                                                "(.mp4 .mov .avi .mkv .webm .m4v: one row per followed face). "
+                                                "With --engine ray: folders, globs or URIs (s3://bucket/prefix)."),
     format: str = typer.Option("csv", "--format", help="csv or json"),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of standard output."),
@@ -67,6 +68,11 @@ def predict(
                                                                            "faces and track ids as JSON (one video)."),
     annotated: Optional[Path] = typer.Option(None, "--annotated", help="Videos: write the analysed frames with boxes, "
                                                                        "labels and track ids as an MP4 (one video)."),
+    engine: str = typer.Option("local", "--engine", help="local: this process. ray: a Ray Data actor pool on this "
+                                                         "machine or a cluster (pip install 'facekit[ray]'); photos and "
+                                                         "ZIPs only, rows to one --out FILE.parquet."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster for --engine ray (default: "
+                                                                          "$RAY_ADDRESS, else a local Ray on all cores)."),
 ) -> None:
     """Gender, ethnicity and age of every face: one row per face, or per input without one.
 
@@ -82,6 +88,28 @@ def predict(
 
     if format not in ("csv", "json"):
         fail(f"--format must be csv or json, not {format!r}")
+    if engine not in ("local", "ray"):
+        fail(f"--engine must be local or ray, not {engine!r}")
+    if engine == "ray":
+        from facekit.scale import predict_with_ray, read_rows
+
+        if out is None:
+            fail("--engine ray writes its rows to a parquet file: give --out FILE.parquet")
+        if frames_json or annotated:
+            fail("--frames-json and --annotated describe a video; --engine ray reads photos and ZIPs")
+        try:
+            run = predict_with_ray(paths, out, model=model, max_faces=max_faces, batch=batch, address=ray_address)
+        except (ImportError, ValueError, OSError, RuntimeError) as error:
+            fail(str(error))
+        typer.echo(run.summary())
+        if summary:
+            from facekit.segments import breakdown
+
+            typer.echo(breakdown(read_rows(out)).to_text(), nl=False)
+        if run.unreadable == run.photos:
+            fail("no input could be processed")
+        return
+    paths = [Path(path) for path in paths]
     videos = [path for path in paths if is_video_name(path.name)]
     if (frames_json or annotated) and len(videos) != 1:
         fail(f"--frames-json and --annotated describe one video; {len(videos)} video inputs given")
