@@ -115,7 +115,7 @@ def track_label(summary: TrackSummary) -> str:
 
     Faces are numbered from 1, as on the Predict page: track 0 is face 1.
     """
-    return (f"{summary.track + 1}: {labels.display(summary.gender)} {summary.gender_probs[summary.gender]:.0%}, "
+    return (f"{summary.track}: {labels.display(summary.gender)} {summary.gender_probs[summary.gender]:.0%}, "
             f"{labels.display(summary.race)} {summary.race_probs[summary.race]:.0%}, "
             f"{summary.age:.0f} y ({summary.age_low:.0f}-{summary.age_high:.0f})")
 

@@ -57,7 +57,7 @@ class IoUTracker:
         self.max_missed = max_missed
         self.open: list[Track] = []
         self.closed: list[Track] = []
-        self._next_id = 0
+        self._next_id = 1  # numbered from 1, as faces are on the Predict page
 
     def update(self, faces: Sequence[FacePrediction], time: float) -> list[int]:
         """Add one frame's faces seen at ``time`` (seconds); returns the track id of each face."""

@@ -120,7 +120,7 @@ def test_two_faces_give_two_tracks_sampled_at_the_asked_rate(analysed):
         assert summary.age_low <= summary.age <= summary.age_high
     sides = {frame_track: {face.box[0] < SIZE[0] / 2 for frame in result.frames
                            for face, track in zip(frame.faces, frame.tracks) if track == frame_track}
-             for frame_track in (0, 1)}
+             for frame_track in (1, 2)}
     assert sorted(map(tuple, sides.values())) == [(False,), (True,)]  # each track stays on its side
 
 
@@ -128,7 +128,7 @@ def test_two_faces_give_two_tracks_sampled_at_the_asked_rate(analysed):
 def test_rows_and_frame_json_match_the_tracks(analysed):
     result, _ = analysed
     rows = track_rows(result)
-    assert [row["track"] for row in rows] == [0, 1]
+    assert [row["track"] for row in rows] == [1, 2]
     for row, summary in zip(rows, result.tracks):
         assert row["p_female"] == pytest.approx(summary.gender_probs["female"], abs=1e-4)
         assert sum(row[f"p_{race}"] for race in labels.RACES) == pytest.approx(1, abs=1e-3)
@@ -137,7 +137,7 @@ def test_rows_and_frame_json_match_the_tracks(analysed):
     document = json.loads(json.dumps(frame_document(result)))
     assert document["video"]["frames_read"] == SECONDS * FPS and document["tracks"] == 2
     seen = pd.Series([face["track"] for frame in document["frames"] for face in frame["faces"]]).value_counts()
-    assert seen.to_dict() == {0: 6, 1: 6}
+    assert seen.to_dict() == {1: 6, 2: 6}
     face = document["frames"][0]["faces"][0]
     assert {"track", "x1", "y2", "gender", "p_female", "race", "p_white", "age", "age_low", "age_high"} <= set(face)
     assert face["age_low"] <= face["age"] <= face["age_high"]
@@ -152,8 +152,11 @@ def test_annotated_video_has_one_frame_per_analysed_frame(analysed):
         assert stream.codec_context.name == ("h264" if video_encoder() == "libx264" else "mpeg4")
     assert len(frames) == len(result.frames) and frames[0].shape == (SIZE[1], SIZE[0], 3)
     x1, y1, x2, y2 = (round(v) for v in result.frames[0].faces[0].box)
-    box_edge = frames[0][y1 + 5:y2 - 5, x1]
-    assert np.abs(box_edge.astype(int) - (214, 51, 108)).sum(axis=1).mean() < 60  # the female-pink box is drawn
+    # The female-pink box is drawn: its left edge is a few pixels wide, blurred by H.264's chroma subsampling,
+    # so the closest column near x1 is compared.
+    distance = [np.abs(frames[0][y1 + 5:y2 - 5, x].astype(int) - (214, 51, 108)).sum(axis=1).mean()
+                for x in range(x1 - 1, x1 + 4)]
+    assert min(distance) < 60
 
 
 @pytest.mark.slow
@@ -179,7 +182,7 @@ def test_cli_predict_clip_gives_track_rows_and_frames_json(clip, tmp_path):
     printed = CliRunner().invoke(app, ["predict", str(clip), "--frames-json", str(frames_file)])
     assert printed.exit_code == 0, printed.output
     rows = pd.read_csv(io.StringIO(printed.stdout))
-    assert list(rows["track"]) == [0, 1] and list(rows["frames"]) == [6, 6]
+    assert list(rows["track"]) == [1, 2] and list(rows["frames"]) == [6, 6]
     assert list(rows.columns[:5]) == ["file", "track", "first_seen", "last_seen", "frames"]
     assert (rows["age_low"] <= rows["age"]).all() and (rows["age"] <= rows["age_high"]).all()
     assert "2 faces followed over 6 analysed frames" in printed.stderr
@@ -209,7 +212,7 @@ def test_video_page_shows_the_track_table_and_rejects_a_bad_file(clip):
     assert not at.exception, at.exception
     assert {metric.label: metric.value for metric in at.metric}["Faces followed"] == "2"
     table = at.dataframe[0].value
-    assert list(table["track"]) == [0, 1] and list(table["frames"]) == [6, 6]
+    assert list(table["track"]) == [1, 2] and list(table["frames"]) == [6, 6]
     assert all(age.count("(") == 1 for age in table["age (80% interval)"])
     assert len(at.get("plotly_chart")) == 1
     assert [button.label for button in at.get("download_button")] == ["Tracks (CSV)", "Frames (JSON)",
