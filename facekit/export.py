@@ -55,7 +55,7 @@ def export_onnx(model: FaceModel, path: Path) -> Path:
     handle, temporary = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
     os.close(handle)
     try:
-        torch.onnx.export(_TupleOutputs(model.eval()), (example,), temporary, input_names=["images"],
+        torch.onnx.export(_TupleOutputs(model).eval(), (example,), temporary, input_names=["images"],
                           output_names=list(OUTPUTS), dynamo=True, dynamic_shapes={"images": {0: batch}},
                           external_data=False, verbose=False)
         os.replace(temporary, path)

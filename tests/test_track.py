@@ -48,7 +48,7 @@ def test_two_moving_faces_keep_their_tracks(predictor, astronaut):
         assert sum(summary.race_probs.values()) == pytest.approx(1, abs=1e-4)
         assert summary.gender == max(summary.gender_probs, key=summary.gender_probs.get)
         assert summary.race in labels.RACES
-        assert summary.age == pytest.approx(np.median([face.age for face in track.faces]), abs=0.05)
+        assert summary.age == pytest.approx(np.median([face.age for face in track.faces]), abs=0.051)  # rounded to 0.1
         assert summary.age_low <= summary.age <= summary.age_high
 
 
