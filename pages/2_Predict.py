@@ -58,6 +58,8 @@ def take(widget: str) -> None:
 
 def take_sample() -> None:
     st.session_state["photo"] = (SAMPLE_PHOTO.name, SAMPLE_PHOTO.read_bytes())
+    # A new key empties the uploader, which would otherwise still show the file it took last.
+    st.session_state["uploads"] = st.session_state.get("uploads", 0) + 1
 
 
 def analyse(name: str, data: bytes) -> Analysis | None:
@@ -163,8 +165,9 @@ st.info(
     icon=":material/lock:",
 )
 upload_column, other_column = st.columns([3, 1])
-upload_column.file_uploader("A photo with one or more faces", type=UPLOAD_TYPES, key="upload",
-                            on_change=take, args=("upload",),
+upload_key = f"upload-{st.session_state.get('uploads', 0)}"
+upload_column.file_uploader("A photo with one or more faces", type=UPLOAD_TYPES, key=upload_key,
+                            on_change=take, args=(upload_key,),
                             help=f"JPEG, PNG, WebP or BMP, up to {st.get_option('server.maxUploadSize')} MB.")
 other_column.button("Try the sample photo", key="sample", on_click=take_sample,
                     help="NASA's portrait of astronaut Eileen Collins (public domain)")

@@ -181,6 +181,12 @@ def test_predict_says_why_a_corrupt_upload_fails_then_shows_box_heads_and_grad_c
     expect(page.get_by_text("Grad-CAM of the gender head")).to_be_visible(timeout=SLOW)
     settled(page, "predict-astronaut")
 
+    uploaded = page.get_by_test_id("stFileUploader").get_by_text("astronaut.jpg")
+    expect(uploaded).to_have_count(1)
+    page.get_by_role("button", name="Try the sample photo").click()  # the uploader lets go of its file
+    expect(uploaded).to_have_count(0, timeout=SLOW)
+    expect(page.get_by_text("1 face in astronaut.jpg")).to_be_visible(timeout=SLOW)
+
 
 @needs_model
 def test_batch_upload_keeps_good_photos_and_lists_bad_ones(page, app_url):
