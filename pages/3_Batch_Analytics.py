@@ -78,7 +78,9 @@ if not files:
 key = files_key(files)
 if st.session_state.get("batch_key") != key:
     st.session_state.pop("batch_rows", None)
-    if st.button(f"Analyse {len(files)} file{'s' * (len(files) > 1)}", type="primary", key="analyse"):
+    slot = st.empty()  # the button goes once clicked, rather than staying until the next rerun
+    if slot.button(f"Analyse {len(files)} file{'s' * (len(files) > 1)}", type="primary", key="analyse"):
+        slot.empty()
         try:
             st.session_state["batch_rows"] = run(files)
             st.session_state["batch_key"] = key

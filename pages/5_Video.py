@@ -112,8 +112,10 @@ key = (hashlib.sha256(data).hexdigest(), sample_fps, annotate)
 analysis = st.session_state.get("video_analysis")
 if analysis is None or analysis.key != key:
     st.session_state.pop("video_analysis", None)
-    if not st.button("Analyse", type="primary", key="analyse"):
+    slot = st.empty()  # the button goes once clicked, rather than staying until the next rerun
+    if not slot.button("Analyse", type="primary", key="analyse"):
         st.stop()
+    slot.empty()
     try:
         predictor()
     except (FileNotFoundError, ValueError, RuntimeError) as error:
