@@ -127,7 +127,7 @@ def test_pages_render_without_an_exception(page, app_url, path, title):
     """The explorer and evaluation pages are visited, and checked the same way, by their own tests."""
     page.goto(f"{app_url}/{path}")
     expect(page.get_by_role("heading", name=title, level=1)).to_be_visible(timeout=SLOW)
-    for name in ("Home", "Dataset Explorer", "Predict", "Batch Analytics", "Model Evaluation", "Video", "Live"):
+    for name in ("Dataset Explorer", "Predict", "Batch Analytics", "Model Evaluation", "Video", "Live"):
         expect(page.get_by_test_id("stSidebarNav").get_by_text(name, exact=True)).to_be_visible()
     settled(page, f"page-{path or 'home'}")
 
