@@ -196,8 +196,8 @@ def video_encoder() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-class AnnotatedWriter:
-    """An MP4 of the analysed frames, one per sample, at the sampling rate; opened at the first frame (its size).
+class ClipWriter:
+    """An MP4 written one frame at a time, opened at the first frame (its size).
 
     Fragmented MP4 (``empty_moov``) so it can be written to a file object in one pass and
     played while it loads; no B-frames, so the first frame is at time 0 without an edit list.
@@ -218,11 +218,7 @@ class AnnotatedWriter:
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = "yuv420p"
 
-    def write(self, image: Image.Image, faces: list[FacePrediction], tracks: list[int]) -> None:
-        """Add one analysed frame with its faces boxed and labelled with their tracks."""
-        from facekit.viz import annotate_tracks  # only when drawing: viz pulls in plotly
-
-        image = annotate_tracks(image, faces, tracks)
+    def write_frame(self, image: Image.Image) -> None:
         if self.container is None:
             self._start(image.size)
         if image.size != self.size:
@@ -236,6 +232,33 @@ class AnnotatedWriter:
         for packet in self.stream.encode():
             self.container.mux(packet)
         self.container.close()
+
+
+class AnnotatedWriter(ClipWriter):
+    """An MP4 of the analysed frames, one per sample, at the sampling rate, each face boxed and labelled."""
+
+    def write(self, image: Image.Image, faces: list[FacePrediction], tracks: list[int]) -> None:
+        """Add one analysed frame with its faces boxed and labelled with their tracks."""
+        from facekit.viz import annotate_tracks  # only when drawing: viz pulls in plotly
+
+        self.write_frame(annotate_tracks(image, faces, tracks))
+
+
+def sample_clip(seconds: int = 4, fps: int = 10) -> bytes:
+    """A short MP4 made from the shipped public-domain sample photo, for trying the Video page:
+    the astronaut's face and its mirror image, drifting right side by side."""
+    from facekit.io import SAMPLE_PHOTO, load_image
+
+    face = load_image(SAMPLE_PHOTO).crop((120, 10, 330, 240))
+    buffer = io.BytesIO()
+    writer = ClipWriter(buffer, fps)
+    for step in range(seconds * fps):
+        canvas = Image.new("RGB", (720, 300), (90, 90, 90))
+        canvas.paste(face, (10 + 3 * step, 30))
+        canvas.paste(face.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (400 + 3 * step, 40))
+        writer.write_frame(canvas)
+    writer.close()
+    return buffer.getvalue()
 
 
 @dataclass

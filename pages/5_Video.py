@@ -22,7 +22,7 @@ from facekit.predict import Predictor
 from facekit.report import UTKFACE_LICENCE
 from facekit.segments import CAVEAT
 from facekit.video import (MAX_FRAMES, SAMPLE_FPS, VIDEO_SUFFIXES, VideoError, VideoResult, analyse_video,
-                           frame_document, probe_video, sighting_rows, track_rows)
+                           frame_document, probe_video, sample_clip, sighting_rows, track_rows)
 
 UPLOAD_TYPES = [suffix.lstrip(".") for suffix in VIDEO_SUFFIXES]
 RATES = [0.5, 1.0, 2.0, 5.0, 10.0]  # frames analysed per second of video
@@ -39,6 +39,10 @@ class Analysis:
     key: tuple
     result: VideoResult
     annotated: bytes | None
+
+
+def take_sample() -> None:
+    st.session_state["video"] = ("sample-clip.mp4", sample_clip())
 
 
 def take_upload() -> None:
@@ -80,12 +84,15 @@ def track_table(rows: list[dict]) -> pd.DataFrame:
 st.title("Video")
 st.info("Videos are processed in memory and not stored: nothing is written to disk or kept after you close the page.",
         icon=":material/lock:")
-st.file_uploader("A video file", type=UPLOAD_TYPES, key="video_upload", on_change=take_upload,
-                 help=f"MP4, MOV, M4V, AVI, MKV or WebM, up to {st.get_option('server.maxUploadSize')} MB.")
+upload_column, sample_column = st.columns([3, 1])
+upload_column.file_uploader("A video file", type=UPLOAD_TYPES, key="video_upload", on_change=take_upload,
+                            help=f"MP4, MOV, M4V, AVI, MKV or WebM, up to {st.get_option('server.maxUploadSize')} MB.")
+sample_column.button("Try a sample clip", key="sample", on_click=take_sample,
+                     help="4 s made from NASA's public-domain portrait of Eileen Collins and its mirror image")
 video = st.session_state.get("video")
 if video is None:
-    st.caption("Upload a video: faces are found in a few frames per second, followed from frame to frame, and each "
-               "followed face gets one answer pooled over its frames.")
+    st.caption("Upload a video, or try the sample clip: faces are found in a few frames per second, followed "
+               "from frame to frame, and each followed face gets one answer pooled over its frames.")
     st.stop()
 
 name, data = video

@@ -223,3 +223,16 @@ def test_video_page_shows_the_track_table_and_rejects_a_bad_file(clip):
     at.run()
     assert not at.exception, at.exception
     assert at.error and "not a readable video" in at.error[0].value
+
+
+@pytest.mark.slow
+def test_video_page_sample_clip_gives_two_tracks():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.run()
+    at.button(key="sample").click().run()
+    at.button(key="analyse").click().run()
+    assert not at.exception, at.exception
+    assert {metric.label: metric.value for metric in at.metric}["Faces followed"] == "2"
+    table = at.dataframe[0].value
+    assert list(table["track"]) == [1, 2] and list(table["frames"]) == [8, 8]  # 4 s at 2 frames/s
+    assert set(table["gender"]) == {"Female"}
