@@ -277,6 +277,20 @@ def predict(images: ImageSource | Sequence[ImageSource]) -> list[ImageResult]:
     return _DEFAULT.predict_images(list(images))  # type: ignore[arg-type]
 
 
+# The columns of a prediction row, in order: the one schema of the CLI's CSV/JSON, the app's
+# downloads and the Ray engine's parquet file. ``answer_fields`` fills the ANSWER_COLUMNS.
+ANSWER_COLUMNS = ("gender", "p_female", "race", *(f"p_{race}" for race in labels.RACES), "age", "age_low", "age_high")
+PREDICTION_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "det_score", *ANSWER_COLUMNS, "age_bin", "error")
+
+
+def answer_fields(answer: FacePrediction) -> dict:
+    """Each head's answer as row fields; also takes a ``track.TrackSummary``, which has the same answer fields."""
+    row = {"gender": answer.gender, "p_female": round(answer.gender_probs["female"], 4), "race": answer.race}
+    row.update({f"p_{race}": round(p, 4) for race, p in answer.race_probs.items()})
+    row.update({"age": answer.age, "age_low": answer.age_low, "age_high": answer.age_high})
+    return row
+
+
 def prediction_rows(results: Iterable[ImageResult]) -> list[dict]:
     """Flat rows, one per face, or one per input without a face (with ``error`` saying why)."""
     rows = []
@@ -286,11 +300,6 @@ def prediction_rows(results: Iterable[ImageResult]) -> list[dict]:
             continue
         for index, face in enumerate(result.faces):
             x1, y1, x2, y2 = face.box
-            row = {"file": result.source, "face": index, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                   "det_score": face.det_score, "gender": face.gender, "p_female": round(face.gender_probs["female"], 4),
-                   "race": face.race}
-            row.update({f"p_{race}": round(p, 4) for race, p in face.race_probs.items()})
-            row.update({"age": face.age, "age_low": face.age_low, "age_high": face.age_high, "age_bin": face.age_bin,
-                        "error": ""})
-            rows.append(row)
+            rows.append({"file": result.source, "face": index, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                         "det_score": face.det_score, **answer_fields(face), "age_bin": face.age_bin, "error": ""})
     return rows

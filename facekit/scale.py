@@ -20,7 +20,6 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from facekit import labels
 from facekit.io import IMAGE_SUFFIXES, collect_uploads
 
 INSTALL_HINT = "pip install 'facekit[ray]'"
@@ -39,16 +38,15 @@ class RayMissing(ImportError):
 
 
 def row_schema():
-    """The parquet columns: exactly the keys of ``prediction_rows``, in its order, with fixed types,
+    """The parquet columns: exactly ``predict.PREDICTION_COLUMNS``, in order, with fixed types,
     so a batch of error rows and a batch of faces write the same columns."""
     import pyarrow as pa
 
-    number, text = pa.float64(), pa.string()
-    fields = [("file", text), ("face", pa.int64()), ("x1", number), ("y1", number), ("x2", number),
-              ("y2", number), ("det_score", number), ("gender", text), ("p_female", number), ("race", text)]
-    fields += [(f"p_{race}", number) for race in labels.RACES]
-    fields += [("age", number), ("age_low", number), ("age_high", number), ("age_bin", text), ("error", text)]
-    return pa.schema(fields)
+    from facekit.predict import PREDICTION_COLUMNS
+
+    types = {"file": pa.string(), "face": pa.int64(), "gender": pa.string(), "race": pa.string(),
+             "age_bin": pa.string(), "error": pa.string()}
+    return pa.schema([(column, types.get(column, pa.float64())) for column in PREDICTION_COLUMNS])
 
 
 @dataclass(frozen=True)

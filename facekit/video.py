@@ -27,7 +27,7 @@ from typing import BinaryIO, Callable, Iterator, Union
 import av
 from PIL import Image
 
-from facekit.predict import FacePrediction, ImageResult, Predictor, prediction_rows
+from facekit.predict import FacePrediction, ImageResult, Predictor, answer_fields, prediction_rows
 from facekit.track import IoUTracker, TrackSummary, summarize_track
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
@@ -382,12 +382,8 @@ def track_rows(result: VideoResult) -> list[dict]:
         return [{"file": result.source, "track": None, "error": result.reason}]
     rows = []
     for summary in result.tracks:
-        row = {"file": result.source, "track": summary.track, "first_seen": summary.first_seen,
-               "last_seen": summary.last_seen, "frames": summary.frames, "gender": summary.gender,
-               "p_female": round(summary.gender_probs["female"], 4), "race": summary.race}
-        row.update({f"p_{race}": round(p, 4) for race, p in summary.race_probs.items()})
-        row.update({"age": summary.age, "age_low": summary.age_low, "age_high": summary.age_high, "error": ""})
-        rows.append(row)
+        rows.append({"file": result.source, "track": summary.track, "first_seen": summary.first_seen,
+                     "last_seen": summary.last_seen, "frames": summary.frames, **answer_fields(summary), "error": ""})
     return rows
 
 
