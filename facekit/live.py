@@ -113,7 +113,7 @@ class Overlay:
 def track_label(summary: TrackSummary) -> str:
     """'3: Female 97%, White 88%, 34 y (27-41)': the face's number, each head's answer, the 80% age interval.
 
-    Faces are numbered from 1, as on the Predict page: track 0 is face 1.
+    The number is the track's, counted from 1 as faces are on the Predict page.
     """
     return (f"{summary.track}: {labels.display(summary.gender)} {summary.gender_probs[summary.gender]:.0%}, "
             f"{labels.display(summary.race)} {summary.race_probs[summary.race]:.0%}, "

@@ -244,19 +244,30 @@ class AnnotatedWriter(ClipWriter):
         self.write_frame(annotate_tracks(image, faces, tracks))
 
 
-def sample_clip(seconds: int = 4, fps: int = 10) -> bytes:
-    """A short MP4 made from the shipped public-domain sample photo, for trying the Video page:
-    the astronaut's face and its mirror image, drifting right side by side."""
-    from facekit.io import SAMPLE_PHOTO, load_image
+CLIP_SIZE = (720, 300)
 
-    face = load_image(SAMPLE_PHOTO).crop((120, 10, 330, 240))
-    buffer = io.BytesIO()
-    writer = ClipWriter(buffer, fps)
-    for step in range(seconds * fps):
-        canvas = Image.new("RGB", (720, 300), (90, 90, 90))
+
+def drifting_faces(photo: Image.Image, frames: int) -> list[Image.Image]:
+    """Frames of a clip with two faces to follow: the photo's face (the sample photo's face box) on the
+    left and its mirror image on the right, both moving 3 px right per frame."""
+    face = photo.crop((120, 10, 330, 240))
+    out = []
+    for step in range(frames):
+        canvas = Image.new("RGB", CLIP_SIZE, (90, 90, 90))
         canvas.paste(face, (10 + 3 * step, 30))
         canvas.paste(face.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (400 + 3 * step, 40))
-        writer.write_frame(canvas)
+        out.append(canvas)
+    return out
+
+
+def sample_clip(seconds: int = 4, fps: int = 10) -> bytes:
+    """A short MP4 of ``drifting_faces`` from the shipped public-domain sample photo, for trying the Video page."""
+    from facekit.io import SAMPLE_PHOTO, load_image
+
+    buffer = io.BytesIO()
+    writer = ClipWriter(buffer, fps)
+    for frame in drifting_faces(load_image(SAMPLE_PHOTO), seconds * fps):
+        writer.write_frame(frame)
     writer.close()
     return buffer.getvalue()
 

@@ -19,25 +19,18 @@ from typer.testing import CliRunner
 from facekit import labels
 from facekit.cli import app
 from facekit.io import SAMPLE_PHOTO
-from facekit.video import (VideoError, analyse_video, frame_document, is_video_name, probe_video, track_rows,
-                           video_encoder)
+from facekit.video import (CLIP_SIZE, VideoError, analyse_video, drifting_faces, frame_document, is_video_name,
+                           probe_video, track_rows, video_encoder)
 
 PAGE = str(Path(__file__).parents[1] / "pages" / "5_Video.py")
 SECONDS, FPS = 3, 10
-SIZE = (720, 300)
 
 
 def canvas_frames(astronaut: Image.Image, faces: bool = True) -> list[Image.Image]:
     """The clip's frames: the face on the left and its mirror on the right, both moving 3 px right per frame."""
-    face = astronaut.crop((120, 10, 330, 240))
-    frames = []
-    for step in range(SECONDS * FPS):
-        canvas = Image.new("RGB", SIZE, (90, 90, 90))
-        if faces:
-            canvas.paste(face, (10 + 3 * step, 30))
-            canvas.paste(face.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (400 + 3 * step, 40))
-        frames.append(canvas)
-    return frames
+    if faces:
+        return drifting_faces(astronaut, SECONDS * FPS)
+    return [Image.new("RGB", CLIP_SIZE, (90, 90, 90)) for _ in range(SECONDS * FPS)]
 
 
 def write_clip(frames: list[Image.Image], rotation: int = 0) -> bytes:
@@ -97,10 +90,10 @@ def test_broken_files_fail_with_a_clear_message(clip, tmp_path):
 
 def test_probe_reads_the_header_and_the_display_rotation(astronaut, clip):
     info = probe_video(clip)
-    assert (info.width, info.height, info.fps, info.duration, info.rotation) == (*SIZE, FPS, SECONDS, 0)
+    assert (info.width, info.height, info.fps, info.duration, info.rotation) == (*CLIP_SIZE, FPS, SECONDS, 0)
     sideways = [frame.transpose(Image.Transpose.ROTATE_270) for frame in canvas_frames(astronaut)[:5]]
     turned = probe_video(write_clip(sideways, rotation=90))  # stored turned clockwise, shown upright
-    assert (turned.width, turned.height, turned.rotation) == (*SIZE, 90)
+    assert (turned.width, turned.height, turned.rotation) == (*CLIP_SIZE, 90)
 
 
 @pytest.mark.slow
@@ -118,7 +111,7 @@ def test_two_faces_give_two_tracks_sampled_at_the_asked_rate(analysed):
         assert summary.gender == max(summary.gender_probs, key=summary.gender_probs.get) == "female"
         assert summary.race == max(summary.race_probs, key=summary.race_probs.get)
         assert summary.age_low <= summary.age <= summary.age_high
-    sides = {frame_track: {face.box[0] < SIZE[0] / 2 for frame in result.frames
+    sides = {frame_track: {face.box[0] < CLIP_SIZE[0] / 2 for frame in result.frames
                            for face, track in zip(frame.faces, frame.tracks) if track == frame_track}
              for frame_track in (1, 2)}
     assert sorted(map(tuple, sides.values())) == [(False,), (True,)]  # each track stays on its side
@@ -150,7 +143,7 @@ def test_annotated_video_has_one_frame_per_analysed_frame(analysed):
         stream = container.streams.video[0]
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
         assert stream.codec_context.name == ("h264" if video_encoder() == "libx264" else "mpeg4")
-    assert len(frames) == len(result.frames) and frames[0].shape == (SIZE[1], SIZE[0], 3)
+    assert len(frames) == len(result.frames) and frames[0].shape == (CLIP_SIZE[1], CLIP_SIZE[0], 3)
     x1, y1, x2, y2 = (round(v) for v in result.frames[0].faces[0].box)
     # The female-pink box is drawn: its left edge is a few pixels wide, blurred by H.264's chroma subsampling,
     # so the closest column near x1 is compared.
@@ -163,7 +156,7 @@ def test_annotated_video_has_one_frame_per_analysed_frame(analysed):
 def test_sample_rate_and_rotation_are_followed(astronaut, predictor):
     sideways = [frame.transpose(Image.Transpose.ROTATE_270) for frame in canvas_frames(astronaut)]
     result = analyse_video(write_clip(sideways, rotation=90), predictor, sample_fps=1, name="phone.mp4")
-    assert (result.info.width, result.info.height) == SIZE
+    assert (result.info.width, result.info.height) == CLIP_SIZE
     assert [frame.time for frame in result.frames] == [0.0, 1.0, 2.0]
     assert [summary.frames for summary in result.tracks] == [3, 3]
 
