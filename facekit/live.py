@@ -35,7 +35,7 @@ from facekit import labels
 from facekit.detect import DetectorSettings
 from facekit.predict import Predictor
 from facekit.track import IoUTracker, TrackSummary, summarize_track
-from facekit.viz import GENDER_COLORS
+from facekit.viz import GENDER_COLORS, face_label
 
 DETECT_SIDE = 320  # live detection runs on a copy no larger than this
 MAX_FACES = 5  # the largest faces of a frame that are classified
@@ -108,16 +108,6 @@ class Overlay:
     box: tuple[float, float, float, float]
     label: str
     color: tuple[int, int, int]  # RGB
-
-
-def track_label(summary: TrackSummary) -> str:
-    """'3: Female 97%, White 88%, 34 y (27-41)': the face's number, each head's answer, the 80% age interval.
-
-    The number is the track's, counted from 1 as faces are on the Predict page.
-    """
-    return (f"{summary.track}: {labels.display(summary.gender)} {summary.gender_probs[summary.gender]:.0%}, "
-            f"{labels.display(summary.race)} {summary.race_probs[summary.race]:.0%}, "
-            f"{summary.age:.0f} y ({summary.age_low:.0f}-{summary.age_high:.0f})")
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
@@ -255,4 +245,4 @@ class LiveAnalyzer:
     @staticmethod
     def _overlay(summary: TrackSummary) -> Overlay:
         color = _rgb(GENDER_COLORS[labels.display(summary.gender)])
-        return Overlay(track=summary.track, box=summary.box, label=track_label(summary), color=color)
+        return Overlay(track=summary.track, box=summary.box, label=face_label(summary.track, summary), color=color)

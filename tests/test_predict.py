@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import ASTRONAUT_FACE, REPO, box_iou, exif_rotated_jpeg
-from facekit import labels
+from facekit import labels, viz
 from facekit.predict import prediction_rows
 
 FACEKIT = str(REPO / ".venv" / "bin" / "facekit")
@@ -33,6 +33,13 @@ def test_astronaut_gives_one_face_with_every_head(predictor, astronaut):
     assert face.race in labels.RACES and abs(sum(face.race_probs.values()) - 1) < 1e-4
     assert 25 <= face.age <= 60 and face.age_low < face.age < face.age_high
     assert set(face.age_bin_probs) == set(labels.AGE_BIN_LABELS)
+
+
+def test_box_label_gives_age_with_its_interval(predictor, astronaut):
+    face = predictor.predict(astronaut).faces[0]
+    label = viz.face_label(1, face)
+    assert label.startswith("1: Female ")
+    assert label.endswith(f"{face.age:.0f} y ({face.age_low:.0f}-{face.age_high:.0f})")
 
 
 def test_exif_rotated_photo_gives_the_same_answer(predictor, astronaut):
