@@ -233,6 +233,24 @@ def train(
         fail(str(error))
 
 
+@app.command()
+def quantize(
+    model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (default: the shipped model)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="UTKFace archive or folder (default: the one found)."),
+    faces: int = typer.Option(256, "--faces", min=8, help="Training-split photos to measure the ranges on."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Measure a checkpoint's int8 activation ranges and write them beside it (<name>.int8.json)."""
+    from facekit.data import DatasetError
+    from facekit.export import calibrate_checkpoint
+
+    try:
+        path = calibrate_checkpoint(model, data, faces, seed, log=lambda line: typer.echo(line, err=True))
+    except (DatasetError, ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+        fail(str(error))
+    typer.echo(f"wrote {path}")
+
+
 def _read_dataset(path: Path):
     """A dataset for a command: a one-line error instead of a traceback, each warning on one line."""
     import warnings
@@ -333,6 +351,8 @@ def evaluate(
                                                       "the whole image as the face crop."),
     bootstrap: int = typer.Option(200, "--bootstrap", min=10, help="Bootstrap resamples for the 95% CIs."),
     min_group: int = typer.Option(30, "--min-group", min=1, help="Groups with fewer faces are flagged as small."),
+    engine: str = typer.Option("auto", "--engine", help="How the network runs: int8 (quantized; auto picks it when "
+                                                       "the checkpoint has its calibration), onnx or torch."),
 ) -> None:
     """Accuracy, age error, calibration and every metric by group (with CIs) of a model on a labelled dataset."""
     import json
@@ -347,7 +367,7 @@ def evaluate(
         fail(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
     try:
         result = run_evaluation(model, data, split=split, limit=limit, crop=crop, n_boot=bootstrap,
-                                min_group=min_group, log=lambda line: typer.echo(line, err=True))
+                                min_group=min_group, engine=engine, log=lambda line: typer.echo(line, err=True))
     except (ValueError, FileNotFoundError, RuntimeError, OSError, ImageError) as error:
         fail(str(error))
     result.summary["command"] = shlex.join(["facekit", *sys.argv[1:]])

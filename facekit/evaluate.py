@@ -298,6 +298,7 @@ def model_info(checkpoint: Optional[os.PathLike | str], metadata: dict) -> dict:
 
 def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.PathLike | str] = None,
              split: str = "test", limit: Optional[int] = None, crop: str = "detect", batch_size: int = 32,
+             engine: str = "auto",
              min_group: int = metrics.MIN_GROUP, n_boot: int = metrics.N_BOOT, seed: int = 0,
              log: Callable[[str], None] = lambda _: None) -> Evaluation:
     """Select the faces, predict them, summarize. Raises DatasetError / FileNotFoundError / ValueError."""
@@ -306,13 +307,14 @@ def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.P
     if crop not in CROPS:
         raise ValueError(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
     dataset, frame = select_faces(data, split, limit, seed)
-    predictor = Predictor(checkpoint, max_faces=1)
+    predictor = Predictor(checkpoint, max_faces=1, engine=engine)
     started = time.time()
     predictions = predict_faces(frame, predictor, crop, batch_size, log)
     seconds = time.time() - started
     predictions["image"] = [_relative_image(ref, dataset["source"]) for ref in predictions["image"]]
     summary = summarize(predictions, model=model_info(checkpoint, predictor.metadata), dataset=dataset, crop=crop,
                         min_group=min_group, n_boot=n_boot, seed=seed)
+    summary["engine"] = predictor.engine
     summary["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     summary["timings"] = {"seconds": round(seconds, 1), "per_image": round(seconds / max(len(frame), 1), 4)}
     return Evaluation(summary, predictions)

@@ -24,7 +24,7 @@ from facekit import labels
 from facekit.align import crop_face
 from facekit.detect import Detection, DetectorSettings, FaceDetector
 from facekit.io import ImageError, ImageSource, InputItem, load_image
-from facekit.model import FaceModel, load_checkpoint, to_batch
+from facekit.model import DEFAULT_MODEL, FaceModel, load_checkpoint, to_batch
 
 INTERVAL = 0.8  # the age interval's coverage: from the 10th to the 90th percentile
 
@@ -127,15 +127,18 @@ def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset:
     return faces
 
 
-ENGINES = ("onnx", "torch")
+ENGINES = ("auto", "int8", "onnx", "torch")
 
 
 class Predictor:
     """Detector + model, loaded once. ``max_faces`` bounds the work per photo (largest first).
 
     ``engine="onnx"`` runs the network through its cached ONNX graph (facekit.export), about
-    twice as fast on CPU with the same outputs; ``"torch"`` runs the PyTorch model, which
-    Grad-CAM and training always use.
+    twice as fast on CPU with the same outputs; ``"int8"`` runs the graph quantized with the
+    calibration ranges beside the checkpoint, about three times faster again; ``"torch"`` runs
+    the PyTorch model, which Grad-CAM and training always use. ``"auto"`` is int8 where the
+    checkpoint has its calibration (the shipped one does: on validation it keeps accuracy
+    within 0.1 points of the float graph) and onnx otherwise.
     """
 
     def __init__(
@@ -146,17 +149,25 @@ class Predictor:
         flip_average: bool = True,
         batch_size: int = 32,
         workers: int = 2,
-        engine: str = "onnx",
+        engine: str = "auto",
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        from facekit.export import int8_model, int8_ranges_path, onnx_model
+
         loaded = load_checkpoint(checkpoint)
         self.model: FaceModel = loaded.model
+        ranges = int8_ranges_path(Path(checkpoint or DEFAULT_MODEL))
+        if engine == "auto":
+            engine = "int8" if ranges.exists() else "onnx"
         self.engine = engine
         if engine == "onnx":
-            from facekit.export import onnx_model
-
             self.forward = onnx_model(self.model)
+        elif engine == "int8":
+            if not ranges.exists():
+                raise FileNotFoundError(f"no int8 calibration beside the checkpoint ({ranges.name}): "
+                                        "run `facekit quantize` or use another engine")
+            self.forward = int8_model(self.model, ranges)
         else:
             self.forward = self.model
         self.metadata = loaded.metadata
