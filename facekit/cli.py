@@ -84,30 +84,14 @@ def predict(
 
     from facekit.io import collect_inputs
     from facekit.predict import Predictor, prediction_rows
-    from facekit.video import VideoError, analyse_video, frame_document, is_video_name, track_rows
+    from facekit.video import is_video_name
 
     if format not in ("csv", "json"):
         fail(f"--format must be csv or json, not {format!r}")
     if engine not in ("local", "ray"):
         fail(f"--engine must be local or ray, not {engine!r}")
     if engine == "ray":
-        from facekit.scale import predict_with_ray, read_rows
-
-        if out is None:
-            fail("--engine ray writes its rows to a parquet file: give --out FILE.parquet")
-        if frames_json or annotated:
-            fail("--frames-json and --annotated describe a video; --engine ray reads photos and ZIPs")
-        try:
-            run = predict_with_ray(paths, out, model=model, max_faces=max_faces, batch=batch, address=ray_address)
-        except (ImportError, ValueError, OSError, RuntimeError) as error:
-            fail(str(error))
-        typer.echo(run.summary())
-        if summary:
-            from facekit.segments import breakdown
-
-            typer.echo(breakdown(read_rows(out)).to_text(), nl=False)
-        if run.unreadable == run.photos:
-            fail("no input could be processed")
+        _predict_with_ray(paths, out, model, max_faces, batch, ray_address, summary, bool(frames_json or annotated))
         return
     paths = [Path(path) for path in paths]
     videos = [path for path in paths if is_video_name(path.name)]
@@ -127,25 +111,9 @@ def predict(
         processed += not result.error
         rows.extend(prediction_rows([result]))
     for path in videos:
-        try:
-            video = analyse_video(path, predictor, sample_fps=sample_fps, annotated=annotated)
-        except VideoError as error:
-            typer.echo(f"{path}: {error}", err=True)
-            rows.append({"file": str(path), "track": None, "error": str(error)})
-            continue
-        except OSError as error:
-            fail(f"could not write {annotated}: {error}")
-        processed += 1
-        rows.extend(track_rows(video))
-        typer.echo(f"{path}: {len(video.tracks)} faces followed over {len(video.frames)} analysed frames; "
-                   f"{video.info.seconds_read:.1f} s of video in {video.seconds:.1f} s", err=True)
-        for note in video.notes:
-            typer.echo(f"{path}: {note}", err=True)
-        if frames_json:
-            try:
-                frames_json.write_text(json.dumps(frame_document(video), indent=1))
-            except OSError as error:
-                fail(f"could not write {frames_json}: {error}")
+        video_rows, read = _video_rows(path, predictor, sample_fps, frames_json, annotated)
+        processed += read
+        rows.extend(video_rows)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     table = pd.DataFrame(rows, columns=columns)
     counts = [column for column in ("face", "track", "frames") if column in table]
@@ -161,6 +129,56 @@ def predict(
         typer.echo(breakdown(rows).to_text(), nl=False)
     if not processed:
         fail("no input could be processed", code=1)
+
+
+def _predict_with_ray(paths: list[str], out: Optional[Path], model: Optional[Path], max_faces: int, batch: int,
+                      address: Optional[str], summary: bool, video_outputs: bool) -> None:
+    """`facekit predict --engine ray`: rows to one parquet file, a line of counts, and the breakdown if asked."""
+    from facekit.scale import predict_with_ray, read_rows
+
+    if out is None:
+        fail("--engine ray writes its rows to a parquet file: give --out FILE.parquet")
+    if video_outputs:
+        fail("--frames-json and --annotated describe a video; --engine ray reads photos and ZIPs")
+    try:
+        run = predict_with_ray(paths, out, model=model, max_faces=max_faces, batch=batch, address=address)
+    except (ImportError, ValueError, OSError, RuntimeError) as error:
+        fail(str(error))
+    typer.echo(run.summary())
+    if summary:
+        from facekit.segments import breakdown
+
+        typer.echo(breakdown(read_rows(out)).to_text(), nl=False)
+    if run.unreadable == run.photos:
+        fail("no input could be processed")
+
+
+def _video_rows(path: Path, predictor, sample_fps: float, frames_json: Optional[Path],
+                annotated: Optional[Path]) -> tuple[list[dict], bool]:
+    """One row per face followed through the video, or one error row, and whether the video was read.
+
+    Progress and notes go to stderr."""
+    import json
+
+    from facekit.video import VideoError, analyse_video, frame_document, track_rows
+
+    try:
+        video = analyse_video(path, predictor, sample_fps=sample_fps, annotated=annotated)
+    except VideoError as error:
+        typer.echo(f"{path}: {error}", err=True)
+        return [{"file": str(path), "track": None, "error": str(error)}], False
+    except OSError as error:
+        fail(f"could not write {annotated}: {error}")
+    typer.echo(f"{path}: {len(video.tracks)} faces followed over {len(video.frames)} analysed frames; "
+               f"{video.info.seconds_read:.1f} s of video in {video.seconds:.1f} s", err=True)
+    for note in video.notes:
+        typer.echo(f"{path}: {note}", err=True)
+    if frames_json:
+        try:
+            frames_json.write_text(json.dumps(frame_document(video), indent=1))
+        except OSError as error:
+            fail(f"could not write {frames_json}: {error}")
+    return track_rows(video), True
 
 
 @app.command()
