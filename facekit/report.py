@@ -159,12 +159,16 @@ def _percent_table(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(**{c: [f"{v:.1%}" for v in table[c]] for c in ("precision", "recall", "f1")})
 
 
+ENGINE_NAMES = {"int8": "an int8 ONNX graph", "onnx": "a float ONNX graph", "torch": "PyTorch"}
+
+
 def evaluation_facts(summary: dict) -> list[str]:
     """Which model, which data, how many faces, how they were cropped: the lines every report starts with."""
     dataset, detector, model = summary["dataset"], summary["detector"], summary["model"]
     limit = f", a seeded sample of {dataset['limit']}" if dataset.get("limit") else ""
+    engine = f", run as {ENGINE_NAMES[summary['engine']]}" if summary.get("engine") in ENGINE_NAMES else ""
     facts = [
-        f"model `{model['path']}` (sha256 {model['sha256'][:12]})",
+        f"model `{model['path']}` (sha256 {model['sha256'][:12]}){engine}",
         f"data: {dataset['name']} `{Path(dataset['source']).name}`, split `{dataset['split']}`{limit}: "
         f"{detector['images']:,} images",
     ]

@@ -162,6 +162,7 @@ def test_real_evaluation_has_every_key(real_run) -> None:
     assert summary["dataset"]["split"] == "test" and summary["dataset"]["images"] == 40
     assert 0.8 <= summary["detector"]["hit_rate"] <= 1.0
     assert summary["model"]["path"] == "facekit/assets/model/facekit-utkface.safetensors"
+    assert summary["engine"] == "int8"  # the shipped model carries its int8 calibration
     assert summary["gender"]["accuracy"] > 0.7  # a trained model, not chance
 
 
@@ -175,3 +176,4 @@ def test_real_accuracy_equals_sklearn_on_saved_predictions(real_run) -> None:
     assert summary["age"]["mae"] == pytest.approx(skm.mean_absolute_error(faces["age_true"], faces["age_pred"]))
     assert json.loads((out / SUMMARY_FILE).read_text())["gender"] == summary["gender"]
     assert (out / "report.html").is_file() and (out / "MODEL_CARD.md").is_file()
+    assert "run as an int8 ONNX graph" in (out / "report.md").read_text()
