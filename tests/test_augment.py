@@ -89,15 +89,18 @@ def small_utkface(tmp_path, utkface_archive):
     return folder, tmp_path / "split.csv"
 
 
-def test_image_recipe_trains_a_backbone_block_and_saves_a_loadable_checkpoint(small_utkface, tmp_path, monkeypatch):
+def test_image_recipe_resumes_trains_a_backbone_block_and_saves_a_loadable_checkpoint(small_utkface, tmp_path, monkeypatch):
     weights = weights_path(MS_CELEB)
     (tmp_path / "cache").mkdir()
     shutil.copy(weights, tmp_path / "cache" / weights.name)
     monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path / "cache"))
     folder, split = small_utkface
     config = TrainConfig(data=str(folder), split=str(split), out=str(tmp_path / "run"), images=True,
-                         trainable_from="block8", epochs=2, batch_size=4, backbone_lr=1e-3, workers=1)
-    path = run(config, log=lambda _: None)
+                         trainable_from="block8", epochs=2, batch_size=4, backbone_lr=1e-3, workers=1,
+                         session_steps=3)  # 2 steps per epoch: the budget ends inside epoch 2
+    stopped = run(config, log=lambda _: None)
+    assert stopped.name == "last.pt" and len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 1
+    path = run(config, resume=True, log=lambda _: None)
 
     loaded = load_checkpoint(path)
     assert loaded.metadata["training"]["config"]["images"] is True
