@@ -467,7 +467,7 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
         from facekit.augment import Chips
 
         if not config.trainable_from:
-            raise ValueError("images: true needs trainable_from (heads alone train faster on the cached pooled features)")
+            raise ValueError("images: true needs trainable_from (heads alone train faster on cached pooled features)")
         inputs, input_block = Chips.from_index(index, dict(zip(frame["file"], frame["image"])), model_config.crop), ""
     else:
         inputs = cache.activations() if config.trainable_from else cache.pooled()

@@ -89,7 +89,7 @@ def small_utkface(tmp_path, utkface_archive):
     return folder, tmp_path / "split.csv"
 
 
-def test_image_recipe_resumes_trains_a_backbone_block_and_saves_a_loadable_checkpoint(small_utkface, tmp_path, monkeypatch):
+def test_image_recipe_resumes_trains_a_block_and_saves_a_loadable_checkpoint(small_utkface, tmp_path, monkeypatch):
     weights = weights_path(MS_CELEB)
     (tmp_path / "cache").mkdir()
     shutil.copy(weights, tmp_path / "cache" / weights.name)
