@@ -1,10 +1,13 @@
-"""The training loop: multi-task loss over cached backbone features, single process or
-``torchrun`` (DistributedDataParallel), with resumable checkpoints and per-epoch metrics.
+"""The training loop: multi-task loss over cached backbone features or augmented images,
+single process or ``torchrun`` (DistributedDataParallel), with resumable checkpoints and
+per-epoch metrics.
 
-Inputs are either pooled 1792-d features (heads only) or the cached activations entering
-``trainable_from`` (fine-tuning the upper backbone blocks with their batch-norm
-statistics frozen). One view per face is drawn at random each epoch (original or
-flipped); validation averages both, as the predictor does.
+Inputs are pooled 1792-d features (heads only), the cached activations entering
+``CACHE_AT`` (fine-tuning the upper backbone blocks with their batch-norm statistics
+frozen), or, with ``images: true``, the UTKFace chips themselves, cropped and augmented anew
+each epoch (``facekit.augment``) and run through the frozen lower blocks without gradients.
+From the cache one view per face is drawn at random each epoch (original or flipped);
+validation averages both, as the predictor does.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from facekit import labels
 from facekit.metrics import head_summary
-from facekit.model import UPPER_BLOCKS, FaceModel
+from facekit.model import FaceModel
 
 HEADS = FaceModel.HEADS
 
@@ -63,6 +66,7 @@ class TrainConfig:
     checkpoint_every: int = 50  # steps between resumable checkpoints within an epoch
     fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
     init_from: str = ""  # a facekit checkpoint whose tensors (trained heads, fine-tuned blocks) start this run
+    images: bool = False  # train on chips cropped and augmented each step (facekit.augment), not the cache
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
@@ -106,27 +110,20 @@ class CachedFaces(Dataset):
 
 
 class TrainableNet(nn.Module):
-    """The part of ``FaceModel`` that training runs: upper blocks (if any) and the heads."""
+    """The part of ``FaceModel`` that training runs: the blocks from ``input_block`` ("" for
+    standardized images) to ``trainable_from``, frozen, then the trainable blocks and heads."""
 
     def __init__(self, model: FaceModel, input_block: str) -> None:
         super().__init__()
         self.model = model
-        blocks = list(UPPER_BLOCKS)
         start = model.config.trainable_from
-        self.frozen = nn.ModuleList()
-        self.trainable = nn.ModuleList()
-        if start:
-            for name in blocks[blocks.index(input_block):]:
-                (self.trainable if blocks.index(name) >= blocks.index(start) else self.frozen).append(
-                    getattr(model.backbone, name)
-                )
-            for p in self.frozen.parameters():
-                p.requires_grad_(False)
+        self.frozen = nn.ModuleList(model._blocks(input_block or None, start) if start else [])
+        self.trainable = nn.ModuleList(model._blocks(start, None) if start else [])
         for p in model.backbone.parameters():
             p.requires_grad_(False)
         for p in self.trainable.parameters():
             p.requires_grad_(True)
-        # oneDNN's convolutions run ~2.5x faster on 8x8 maps in channels-last layout on CPU.
+        # oneDNN's convolutions run ~2.5x faster in channels-last layout on CPU (the stem too).
         self.frozen.to(memory_format=torch.channels_last)
         self.trainable.to(memory_format=torch.channels_last)
 
@@ -191,7 +188,16 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def view_logits(net: TrainableNet, dataset: CachedFaces, batch_size: int = 256) -> dict[str, torch.Tensor]:
+def face_dataset(inputs, rows: np.ndarray, targets: Targets, train: bool) -> Dataset:
+    """The dataset over ``inputs``: a cache array (``CachedFaces``) or ``augment.Chips``."""
+    from facekit.augment import ChipFaces, Chips
+
+    if isinstance(inputs, Chips):
+        return ChipFaces(inputs, rows, targets, train)
+    return CachedFaces(inputs, rows, targets, train)
+
+
+def view_logits(net: TrainableNet, dataset: Dataset, batch_size: int = 256) -> dict[str, torch.Tensor]:
     """Logits per head for every face and view: (faces, views, classes)."""
     net.eval()
     out: dict[str, list[torch.Tensor]] = {head: [] for head in HEADS}
@@ -230,7 +236,7 @@ def seed_everything(seed: int) -> None:
 
 def fit(
     model: FaceModel,
-    inputs: np.ndarray,
+    inputs,
     input_block: str,
     targets: Targets,
     train_rows: np.ndarray,
@@ -239,7 +245,11 @@ def fit(
     resume: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Train ``model`` in place; return the best validation summary. Rank 0 writes ``config.out``."""
+    """Train ``model`` in place; return the best validation summary. Rank 0 writes ``config.out``.
+
+    ``inputs``: a cache array of activations entering ``input_block`` (or pooled features), or
+    ``augment.Chips`` with ``input_block`` "".
+    """
     rank, world = _distributed()
     out = Path(config.out).expanduser()
     if rank == 0:
@@ -249,8 +259,8 @@ def fit(
     if config.limit:
         train_rows = train_rows[: config.limit]
     net = TrainableNet(model, input_block)
-    train_set = CachedFaces(inputs, train_rows, targets, train=True)
-    val_set = CachedFaces(inputs, val_rows, targets, train=False)
+    train_set = face_dataset(inputs, train_rows, targets, train=True)
+    val_set = face_dataset(inputs, val_rows, targets, train=False)
     sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=config.seed) if world > 1 else None
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
@@ -453,7 +463,15 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
     targets = utkface_targets(frame, cached_files)
     split = frame.set_index("file").loc[cached_files, "split"].to_numpy()
     train_rows, val_rows = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
-    inputs = cache.activations() if config.trainable_from else cache.pooled()
+    if config.images:
+        from facekit.augment import Chips
+
+        if not config.trainable_from:
+            raise ValueError("images: true needs trainable_from (heads alone train faster on cached pooled features)")
+        inputs, input_block = Chips.from_index(index, dict(zip(frame["file"], frame["image"])), model_config.crop), ""
+    else:
+        inputs = cache.activations() if config.trainable_from else cache.pooled()
+        input_block = CACHE_AT
     model = FaceModel(model_config)
     if config.init_from:
         from facekit.model import load_checkpoint
@@ -462,14 +480,14 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
         model.heads.load_state_dict(start.heads.state_dict())
         log(f"initialised from {config.init_from} (heads and any fine-tuned blocks it holds)")
     started = time.time()
-    result = fit(model, inputs, CACHE_AT, targets, train_rows, val_rows, config, resume=resume, log=log)
+    result = fit(model, inputs, input_block, targets, train_rows, val_rows, config, resume=resume, log=log)
     timings["training_seconds"] = round(time.time() - started, 1)
     if not result["finished"]:
         return Path(config.out).expanduser() / "last.pt"
     out = Path(config.out).expanduser() / "model.safetensors"
     if rank == 0:
-        val_set = CachedFaces(inputs, val_rows, targets, train=False)
-        logits = view_logits(TrainableNet(model, CACHE_AT), val_set)
+        val_set = face_dataset(inputs, val_rows, targets, train=False)
+        logits = view_logits(TrainableNet(model, input_block), val_set)
         model.temperature.copy_(fit_temperatures(logits, val_set.targets))
         validation = head_summary(val_set.targets.gender, val_set.targets.race, val_set.targets.age,
                                   averaged_probs(logits, model.temperature))

@@ -1,0 +1,119 @@
+"""Image-mode training on real UTKFace chips (non-commercial research use only): the crops
+and their augmentation, and a recipe with ``images: true`` from cache to loadable checkpoint."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from facekit.align import CropSettings, crop_face, resize_chip
+from facekit.augment import ChipFaces, Chips, context_settings
+from facekit.backbones import MS_CELEB, weights_path
+from facekit.model import load_checkpoint, to_batch
+from facekit.train import Targets, TrainConfig, run
+
+
+@pytest.fixture(scope="module")
+def chips(utkface_archive, detector) -> tuple[Chips, Targets]:
+    """Six real chips with their MTCNN detections, in the shape of a feature cache's index."""
+    from facekit.data import load_split, read_image_bytes, read_utkface
+    from facekit.io import load_image
+    from facekit.train import utkface_targets
+
+    frame = load_split(read_utkface(utkface_archive)).frame.head(6)
+    rows = []
+    for found, image in zip(detector.detect([load_image(read_image_bytes(ref)) for ref in frame["image"]]),
+                            frame["image"]):
+        assert len(found), image
+        rows.append({"box": json.dumps(found.boxes[0].tolist()), "landmarks": json.dumps(found.landmarks[0].tolist())})
+    index = pd.concat([frame[["file"]].reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+    return (Chips.from_index(index, dict(zip(frame["file"], frame["image"])), CropSettings()),
+            utkface_targets(frame, list(frame["file"])))
+
+
+def test_context_crop_holds_the_plain_crop_at_its_centre(chips):
+    source, _ = chips
+    context = context_settings(source.crop)
+    pad = (context.size - source.crop.size) // 2
+    wide = np.asarray(source.load(0, context), np.int16)
+    plain = np.asarray(source.load(0, source.crop), np.int16)
+    assert wide.shape == (context.size, context.size, 3) and pad > 0
+    assert np.abs(wide[pad:-pad, pad:-pad] - plain).max() <= 1  # the same warp, rounding apart
+
+
+def test_training_views_are_random_and_seeded_validation_views_are_fixed(chips):
+    source, targets = chips
+    train = ChipFaces(source, np.arange(6), targets, train=True)
+    torch.manual_seed(0)
+    first = train[0][0]
+    torch.manual_seed(1)
+    other = train[0][0]
+    torch.manual_seed(0)
+    again = train[0][0]
+    assert first.shape == (3, 160, 160) and first.dtype == torch.float32
+    assert abs(float(first.mean())) < 1e-4 and abs(float(first.std()) - 1) < 1e-2  # standardized
+    assert float((first - other).abs().mean()) > 0.05  # another epoch, another view
+    assert torch.equal(first, again)  # seeded, so a resumed run draws the same views
+
+    val = ChipFaces(source, np.arange(6), targets, train=False)
+    x, gender, race, age = val[2]
+    plain = crop_face(*_image_box_landmarks(source, 2))
+    assert torch.equal(x, torch.cat([to_batch([plain]), to_batch([plain], flip=True)]))
+    assert torch.equal(val[2][0], x)
+    assert (gender, race, age) == (targets.gender[2], targets.race[2], targets.age[2])
+
+
+def _image_box_landmarks(source: Chips, row: int):
+    from facekit.data import read_image_bytes
+    from facekit.io import load_image
+
+    return load_image(read_image_bytes(source.images[row])), source.boxes[row], source.landmarks[row], source.crop
+
+
+@pytest.fixture()
+def small_utkface(tmp_path, utkface_archive):
+    from facekit.data import load_split, read_image_bytes, read_utkface
+
+    frame = load_split(read_utkface(utkface_archive)).frame
+    picked = pd.concat([frame[frame["split"] == "train"].head(8), frame[frame["split"] == "val"].head(4)])
+    folder = tmp_path / "UTKFace"
+    folder.mkdir()
+    for row in picked.itertuples():
+        (folder / row.file).write_bytes(read_image_bytes(row.image))
+    picked[["file", "split"]].to_csv(tmp_path / "split.csv", index=False)
+    return folder, tmp_path / "split.csv"
+
+
+def test_image_recipe_resumes_trains_a_block_and_saves_a_loadable_checkpoint(small_utkface, tmp_path, monkeypatch):
+    weights = weights_path(MS_CELEB)
+    (tmp_path / "cache").mkdir()
+    shutil.copy(weights, tmp_path / "cache" / weights.name)
+    monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path / "cache"))
+    folder, split = small_utkface
+    config = TrainConfig(data=str(folder), split=str(split), out=str(tmp_path / "run"), images=True,
+                         trainable_from="block8", epochs=2, batch_size=4, backbone_lr=1e-3, workers=1,
+                         session_steps=3)  # 2 steps per epoch: the budget ends inside epoch 2
+    stopped = run(config, log=lambda _: None)
+    assert stopped.name == "last.pt" and len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 1
+    path = run(config, resume=True, log=lambda _: None)
+
+    loaded = load_checkpoint(path)
+    assert loaded.metadata["training"]["config"]["images"] is True
+    assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
+    saved = load_file(str(path))
+    pretrained = load_file(str(weights))
+    conv = "backbone.block8.conv2d.weight"
+    assert saved[conv].dtype == torch.float16  # fine-tuned blocks ship in half precision
+    assert not torch.allclose(saved[conv].float(), pretrained[conv.removeprefix("backbone.")].float(), atol=1e-3)
+    assert not any(k.startswith("backbone.repeat_3") for k in saved)  # frozen blocks are not stored
+    from facekit.io import load_image
+
+    chip = resize_chip(load_image(sorted(folder.iterdir())[0]))
+    with torch.inference_mode():
+        out = loaded.model(to_batch([chip]))
+    assert torch.allclose(torch.softmax(out["gender"], 1).sum(1), torch.ones(1))
