@@ -7,6 +7,8 @@ table of the photo, for all levels and all candidates at once, and divided the w
 kernel divides (by the bin's height, then by its width, in float32): the same pixels.
 Everything else is facenet-pytorch's own: its P-, R- and O-Net, ``generateBoundingBox``,
 ``batched_nms``, ``rerec``, ``pad`` and ``bbreg``, called in the same order.
+
+``pool_channels_last`` halves R-Net's and O-Net's own time, again without changing a bit.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from facenet_pytorch.models.utils.detect_face import (
     pad,
     rerec,
 )
+from torch import nn
 
 
 def summed_area_table(images: np.ndarray) -> torch.Tensor:
@@ -170,3 +173,23 @@ def detect_face(images: np.ndarray, minsize, pnet, rnet, onet, threshold, factor
     boxes, points, image_inds = boxes.numpy(), points.numpy(), image_inds.numpy()
     return [boxes[image_inds == i] for i in range(batch)], [points[image_inds == i] for i in range(batch)]
 
+
+class ChannelsLastMaxPool(nn.Module):
+    """A max-pool layer of R-Net or O-Net run on a channels-last copy: PyTorch's NCHW max-pool
+    CPU kernel took two thirds of their time, the channels-last one a tenth of that. Maxima are
+    exact, so the output is the same. (P-Net's input is channels-last already.)"""
+
+    def __init__(self, pool: nn.MaxPool2d) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
+def pool_channels_last(net: nn.Module) -> nn.Module:
+    """Swap each max-pool layer of ``net`` (in place) for its channels-last twin; returns ``net``."""
+    for name, child in list(net.named_children()):
+        if isinstance(child, nn.MaxPool2d):
+            setattr(net, name, ChannelsLastMaxPool(child))
+    return net
