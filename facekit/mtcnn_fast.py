@@ -80,20 +80,22 @@ def _normalize(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - 127.5) * 0.0078125
 
 
-def _crop_candidates(table, boxes, image_inds, width, height, size):
-    """The nets' input for each candidate box, clipped by facenet-pytorch's ``pad`` as its loop does.
+def _clip(boxes, image_inds, width, height):
+    """Each box's crop edges (top, bottom, left, right) as facenet-pytorch's ``pad`` and loop cut it.
 
     Boxes with nothing left inside the photo are dropped: facenet-pytorch skips their crop but
     keeps the box, so its crops and boxes go out of step and it raises."""
     y, ey, x, ex = (torch.from_numpy(v).long() for v in pad(boxes, width, height))
     inside = (ey > y - 1) & (ex > x - 1)
-    if not bool(inside.all()):
-        boxes, image_inds, y, ey, x, ex = boxes[inside], image_inds[inside], y[inside], ey[inside], x[inside], ex[inside]
-    crops = area_resample(table, image_inds, y - 1, ey, x - 1, ex, (size, size))
-    return boxes, image_inds, _normalize(crops.contiguous())
+    return boxes[inside], image_inds[inside], (y[inside] - 1, ey[inside], x[inside] - 1, ex[inside])
+
+
+def _crops(table, image_inds, edges, size):
+    return _normalize(area_resample(table, image_inds, *edges, (size, size)).contiguous())
 
 
 def pyramid_scales(height: int, width: int, minsize: float, factor: float) -> list[float]:
+    """facenet-pytorch's pyramid: from 12/minsize, times factor while the short side stays >= 12 px."""
     scale = 12.0 / minsize
     side = min(height, width) * scale
     scales = []
@@ -105,8 +107,9 @@ def pyramid_scales(height: int, width: int, minsize: float, factor: float) -> li
 
 
 def detect_face(images: np.ndarray, minsize, pnet, rnet, onet, threshold, factor):
-    """MTCNN on (B, H, W, 3) uint8 images of one size; per image, boxes (n, 5: x1, y1, x2, y2,
-    probability) and landmarks (n, 5, 2), as facenet-pytorch's ``detect_face`` returns them."""
+    """MTCNN on (B, H, W, 3) uint8 images of one size: a list of boxes (n, 5: x1, y1, x2, y2,
+    probability) and a list of landmarks (n, 5, 2), one of each per image, as facenet-pytorch's
+    ``detect_face`` gives them."""
     batch, height, width = images.shape[:3]
     table = summed_area_table(images)
     everyone = torch.arange(batch)
@@ -140,9 +143,9 @@ def detect_face(images: np.ndarray, minsize, pnet, rnet, onet, threshold, factor
     boxes = rerec(boxes)
 
     # Stage 2: R-Net on 24 px crops of the candidates.
+    boxes, image_inds, edges = _clip(boxes, image_inds, width, height)
     if len(boxes) > 0:
-        boxes, image_inds, crops = _crop_candidates(table, boxes, image_inds, width, height, 24)
-        reg, probs = fixed_batch_process(crops, rnet)
+        reg, probs = fixed_batch_process(_crops(table, image_inds, edges, 24), rnet)
         score = probs[:, 1]
         passed = score > threshold[1]
         boxes = torch.cat((boxes[passed, :4], score[passed, None]), dim=1)
@@ -153,9 +156,9 @@ def detect_face(images: np.ndarray, minsize, pnet, rnet, onet, threshold, factor
 
     # Stage 3: O-Net on 48 px crops: final boxes, probabilities and landmarks.
     points = torch.zeros(0, 5, 2)
+    boxes, image_inds, edges = _clip(boxes, image_inds, width, height)
     if len(boxes) > 0:
-        boxes, image_inds, crops = _crop_candidates(table, boxes, image_inds, width, height, 48)
-        reg, marks, probs = fixed_batch_process(crops, onet)
+        reg, marks, probs = fixed_batch_process(_crops(table, image_inds, edges, 48), onet)
         score = probs[:, 1]
         passed = score > threshold[2]
         boxes = torch.cat((boxes[passed, :4], score[passed, None]), dim=1)
