@@ -71,3 +71,19 @@ def exif_rotated_jpeg(image: Image.Image, orientation: int = 6) -> bytes:
 
 def noise_image(size=(64, 64), seed=0) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (*size[::-1], 3), dtype=np.uint8))
+
+
+def write_small_utkface(folder: Path, archive: Path, train: int, val: int) -> tuple[Path, Path]:
+    """The first ``train`` and ``val`` faces of the real archive as a folder, with a split CSV beside it."""
+    import pandas as pd
+
+    from facekit.data import load_split, read_image_bytes, read_utkface
+
+    frame = load_split(read_utkface(archive)).frame
+    picked = pd.concat([frame[frame["split"] == "train"].head(train), frame[frame["split"] == "val"].head(val)])
+    images = folder / "UTKFace"
+    images.mkdir()
+    for row in picked.itertuples():
+        (images / row.file).write_bytes(read_image_bytes(row.image))
+    picked[["file", "split"]].to_csv(folder / "split.csv", index=False)
+    return images, folder / "split.csv"

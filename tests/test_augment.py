@@ -8,6 +8,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+
+from conftest import write_small_utkface
 import torch
 from safetensors.torch import load_file
 
@@ -77,16 +79,7 @@ def _image_box_landmarks(source: Chips, row: int):
 
 @pytest.fixture()
 def small_utkface(tmp_path, utkface_archive):
-    from facekit.data import load_split, read_image_bytes, read_utkface
-
-    frame = load_split(read_utkface(utkface_archive)).frame
-    picked = pd.concat([frame[frame["split"] == "train"].head(8), frame[frame["split"] == "val"].head(4)])
-    folder = tmp_path / "UTKFace"
-    folder.mkdir()
-    for row in picked.itertuples():
-        (folder / row.file).write_bytes(read_image_bytes(row.image))
-    picked[["file", "split"]].to_csv(tmp_path / "split.csv", index=False)
-    return folder, tmp_path / "split.csv"
+    return write_small_utkface(tmp_path, utkface_archive, train=8, val=4)
 
 
 def test_image_recipe_resumes_trains_a_block_and_saves_a_loadable_checkpoint(small_utkface, tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import write_small_utkface
+
 from facekit.backbones import MS_CELEB, weights_path
 from facekit.model import load_checkpoint
 from facekit.predict import Predictor
@@ -17,16 +19,7 @@ from facekit.train import TrainConfig, run
 
 @pytest.fixture()
 def small_utkface(tmp_path, utkface_archive):
-    from facekit.data import load_split, read_image_bytes, read_utkface
-
-    frame = load_split(read_utkface(utkface_archive)).frame
-    picked = pd.concat([frame[frame["split"] == "train"].head(32), frame[frame["split"] == "val"].head(16)])
-    folder = tmp_path / "UTKFace"
-    folder.mkdir()
-    for row in picked.itertuples():
-        (folder / row.file).write_bytes(read_image_bytes(row.image))
-    picked[["file", "split"]].to_csv(tmp_path / "split.csv", index=False)
-    return folder, tmp_path / "split.csv"
+    return write_small_utkface(tmp_path, utkface_archive, train=32, val=16)
 
 
 def test_recipe_trains_saves_and_predicts(small_utkface, tmp_path, monkeypatch, astronaut):
