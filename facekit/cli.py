@@ -59,7 +59,7 @@ def predict(
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of standard output."),
     max_faces: int = typer.Option(20, help="Classify at most this many faces per photo, largest first."),
-    batch: int = typer.Option(16, help="Photos read and detected per batch."),
+    batch: int = typer.Option(16, help="With --engine ray: photos per task."),
     summary: bool = typer.Option(
         False, "--summary", help="Print the demographic breakdown (counts, shares with 95% Wilson intervals) "
                                  "instead of the rows; with --out the rows still go to that file."),
@@ -107,7 +107,7 @@ def predict(
         fail(str(error))
     rows: list[dict] = []
     processed = 0  # inputs that were read, with or without a face
-    for result in predictor.predict_items(collect_inputs([path for path in paths if path not in videos]), batch):
+    for result in predictor.predict_items(collect_inputs([path for path in paths if path not in videos])):
         processed += not result.error
         rows.extend(prediction_rows([result]))
     for path in videos:

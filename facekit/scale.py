@@ -25,8 +25,7 @@ from facekit.io import IMAGE_SUFFIXES, collect_uploads
 INSTALL_HINT = "pip install 'facekit[ray]'"
 # Measured on 2 cores (load 5-6): one actor with 2 threads ran 64 photos in 13-15 s, two 1-thread
 # actors in 17-19 s (two model loads compete for the cores; they only caught up at 256 photos,
-# 32 s vs 36 s). One thread also made MTCNN's batched results depend on which photos share a batch
-# (probabilities off by up to 3e-4), while 2 threads gave the single-process rows exactly.
+# 32 s vs 36 s). An actor's predictor works on ``threads`` photos at once, one thread each.
 THREADS_PER_ACTOR = 2
 READABLE = "_readable"  # per-row flag from the actors for the summary; never written
 GLOB_CHARACTERS = "*?["
@@ -128,14 +127,13 @@ def name_prefix(paths: Sequence[str]) -> str:
 class PredictBatch:
     """The actor's callable: one ``Predictor`` per actor, loaded once; a batch of files in, rows out."""
 
-    def __init__(self, model: str | None, max_faces: int, batch: int, threads: int, prefix: str) -> None:
+    def __init__(self, model: str | None, max_faces: int, threads: int, prefix: str) -> None:
         import torch
 
         from facekit.predict import Predictor
 
         torch.set_num_threads(threads)  # before the model loads: its runtime sizes its pool from this
-        self.predictor = Predictor(model, max_faces=max_faces)
-        self.batch = batch
+        self.predictor = Predictor(model, max_faces=max_faces, workers=threads)
         self.prefix = prefix
 
     def __call__(self, batch: dict[str, np.ndarray]):
@@ -147,7 +145,7 @@ class PredictBatch:
         # ZIPs open from memory with the same limits as the single-process path.
         items = collect_uploads(zip(names, (bytes(data) for data in batch["bytes"])))
         rows = []
-        for result in self.predictor.predict_items(items, self.batch):
+        for result in self.predictor.predict_items(items):
             for row in prediction_rows([result]):
                 rows.append({**row, READABLE: not result.error})
         return pa.Table.from_pylist(rows, schema=row_schema().append(pa.field(READABLE, pa.bool_())))
@@ -221,7 +219,7 @@ def predict_with_ray(
             # One batch queued per actor: otherwise the first actor to finish loading takes every
             # queued batch while the others are still loading (measured: 42 of 64 photos on one actor).
             compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
-            fn_constructor_kwargs={"model": str(model) if model else None, "max_faces": max_faces, "batch": batch,
+            fn_constructor_kwargs={"model": str(model) if model else None, "max_faces": max_faces,
                                    "threads": threads, "prefix": name_prefix(paths)})
         schema = row_schema()
         counts = {"photos": 0, "faces": 0, "no_face": 0, "unreadable": 0}

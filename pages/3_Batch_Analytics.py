@@ -48,7 +48,7 @@ def run(files: list[tuple[str, bytes]]) -> list[dict]:
     bar = st.progress(0.0, text=f"0 of {len(items)} photos")
     rows: list[dict] = []
     started = time.perf_counter()
-    for done, result in enumerate(predictor().predict_items(items, batch=8), start=1):
+    for done, result in enumerate(predictor().predict_items(items), start=1):
         rows.extend(prediction_rows([result]))
         bar.progress(done / len(items), text=f"{done} of {len(items)} photos")
     bar.empty()

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from conftest import ASTRONAUT_FACE, REPO, box_iou, exif_rotated_jpeg
 from facekit import labels, viz
+from facekit.io import collect_uploads
 from facekit.predict import prediction_rows
 
 FACEKIT = str(REPO / ".venv" / "bin" / "facekit")
@@ -47,6 +49,25 @@ def test_exif_rotated_photo_gives_the_same_answer(predictor, astronaut):
     assert len(rotated.faces) == 1
     assert box_iou(rotated.faces[0].box, upright.faces[0].box) > 0.8
     assert abs(rotated.faces[0].age - upright.faces[0].age) < 3
+
+
+def test_a_photo_gets_the_same_answer_alone_or_among_others(predictor, astronaut):
+    """Several photos run on parallel workers with a one-thread copy of the network, one photo on
+    the network with the caller's thread count; detection is on one torch thread either way, so
+    the answers agree. The caller's own thread count is left as it was."""
+    threads = torch.get_num_threads()
+    photos = [jpeg(astronaut), jpeg(astronaut.rotate(10)), jpeg(astronaut.resize((400, 400)))]
+    together = predictor.predict_images(photos)
+    alone = [predictor.predict(photo) for photo in photos]
+    listed = list(predictor.predict_items(collect_uploads([(f"{i}.jpg", photo) for i, photo in enumerate(photos)])))
+    for results in zip(together, alone, listed):
+        faces = [result.faces[0] for result in results]
+        assert faces[0].box == faces[1].box == faces[2].box and faces[0].landmarks == faces[2].landmarks
+        for face in faces[1:]:
+            assert face.gender_probs == pytest.approx(faces[0].gender_probs, abs=1e-5)
+            assert face.age == faces[0].age
+    assert torch.get_num_threads() == threads
+    assert set(predictor.pool.map(lambda _: torch.get_num_threads(), range(4))) == {1}
 
 
 def test_several_faces_are_largest_first_and_bounded(predictor, astronaut):
