@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from facekit import labels
+from facekit.align import CropSettings
 from facekit.metrics import head_summary
 from facekit.model import FaceModel
 
@@ -67,6 +68,7 @@ class TrainConfig:
     fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
     init_from: str = ""  # a facekit checkpoint whose tensors (trained heads, fine-tuned blocks) start this run
     images: bool = False  # train on chips cropped and augmented each step (facekit.augment), not the cache
+    crop_size: int = CropSettings().size  # pixels of the model's input; other than the default needs images
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
@@ -452,7 +454,11 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
     table = load_split(read_utkface(archive), config.split or SPLIT_PATH)
     frame = table.frame
     files = sorted(frame["file"])
-    model_config = ModelConfig(trainable_from=config.trainable_from, hidden=config.hidden, dropout=config.dropout)
+    if config.crop_size != CropSettings().size and not config.images:
+        raise ValueError(f"crop_size {config.crop_size} needs images: true (the feature cache is cut at "
+                         f"{CropSettings().size} px)")
+    model_config = ModelConfig(trainable_from=config.trainable_from, hidden=config.hidden, dropout=config.dropout,
+                               crop=CropSettings(size=config.crop_size))
     timings: dict[str, float] = {}
     started = time.time()
     cache = build_cache(archive, files, iter_utkface_images(archive), ModelConfig(trainable_from=CACHE_AT),

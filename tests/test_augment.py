@@ -90,13 +90,14 @@ def test_image_recipe_resumes_trains_a_block_and_saves_a_loadable_checkpoint(sma
     folder, split = small_utkface
     config = TrainConfig(data=str(folder), split=str(split), out=str(tmp_path / "run"), images=True,
                          trainable_from="block8", epochs=2, batch_size=4, backbone_lr=1e-3, workers=1,
-                         session_steps=3)  # 2 steps per epoch: the budget ends inside epoch 2
+                         crop_size=128, session_steps=3)  # 2 steps per epoch: the budget ends inside epoch 2
     stopped = run(config, log=lambda _: None)
     assert stopped.name == "last.pt" and len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 1
     path = run(config, resume=True, log=lambda _: None)
 
     loaded = load_checkpoint(path)
     assert loaded.metadata["training"]["config"]["images"] is True
+    assert loaded.model.config.crop.size == 128  # the input size the run trained at is the one inference uses
     assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 2
     saved = load_file(str(path))
     pretrained = load_file(str(weights))
@@ -106,7 +107,9 @@ def test_image_recipe_resumes_trains_a_block_and_saves_a_loadable_checkpoint(sma
     assert not any(k.startswith("backbone.repeat_3") for k in saved)  # frozen blocks are not stored
     from facekit.io import load_image
 
-    chip = resize_chip(load_image(sorted(folder.iterdir())[0]))
+    chip = resize_chip(load_image(sorted(folder.iterdir())[0]), loaded.model.config.crop)
     with torch.inference_mode():
         out = loaded.model(to_batch([chip]))
     assert torch.allclose(torch.softmax(out["gender"], 1).sum(1), torch.ones(1))
+    with pytest.raises(ValueError, match="needs images"):
+        run(TrainConfig(data=str(folder), split=str(split), out=str(tmp_path / "cached"), crop_size=128))
