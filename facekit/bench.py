@@ -262,7 +262,8 @@ def measure_facekit(photos: Sequence[Photo], big_batch: int = 32, log: Callable[
     predictor = Predictor()
     load_s = time.perf_counter() - started
     images = [load_image(photo.path) for photo in photos]
-    predictor.predict_images(images[:2] + images[:1])  # warm-up of both paths: first calls build kernels
+    predictor.predict_images(images[:2])  # warm-up of both paths (several photos, one photo): first calls build kernels
+    predictor.predict(images[0])
 
     log("model per face")
     crop = _first_crop(predictor, images[0])
