@@ -1,8 +1,10 @@
 """The on-disk feature cache that makes training feasible on two CPU cores.
 
-Every UTKFace chip is re-detected by MTCNN and cropped with ``facekit.align.crop_face``,
-exactly as a photo is at inference (the archive chip itself is the fallback where no face
-is found, and those are counted). The frozen lower part of the backbone runs once per
+Every face image (a UTKFace chip, a FairFace crop, a wider-dev cut) is re-detected by MTCNN
+and cropped with ``facekit.align.crop_face``, exactly as a photo is at inference. Where the
+dataset gives the face's box (wider-dev cuts can hold several faces), the detection that
+overlaps it most is used, and the box itself is the fallback when none does; otherwise the
+largest face is used and the whole image is the fallback. Fallbacks are counted. The frozen lower part of the backbone runs once per
 face and per view (original, horizontally flipped); its activations at the first
 trainable block and the pooled 1792-d features are stored in memory-mapped arrays. The
 cache folder's name is a key of the backbone weights, crop and detector settings and the
@@ -75,6 +77,30 @@ def open_cache(folder: Path) -> FeatureCache:
     return FeatureCache(folder, meta["faces"], tuple(meta["activation_shape"]))
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of each box of ``a`` (n, 4) with the single box ``b`` (4,), boxes as x1, y1, x2, y2."""
+    x1, y1 = np.maximum(a[:, 0], b[0]), np.maximum(a[:, 1], b[1])
+    x2, y2 = np.minimum(a[:, 2], b[2]), np.minimum(a[:, 3], b[3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / np.maximum(area, 1e-9)
+
+
+# A detection is the labelled face when it overlaps the labelled box at least this much.
+HINT_IOU = 0.3
+
+
+def _pick_face(found, hint: np.ndarray | None) -> int | None:
+    """Index of the detection to crop: the largest, or the one best matching ``hint``; None for the fallback."""
+    if not len(found):
+        return None
+    if hint is None:
+        return 0
+    overlap = box_iou(found.boxes, hint)
+    best = int(overlap.argmax())
+    return best if overlap[best] >= HINT_IOU else None
+
+
 def _batches(items: Iterator, size: int) -> Iterator[list]:
     batch: list = []
     for item in items:
@@ -94,8 +120,13 @@ def build_cache(
     detector_settings: DetectorSettings = CACHE_DETECTOR,
     batch_size: int = 64,
     log=print,
+    hints: dict[str, np.ndarray] | None = None,
 ) -> FeatureCache:
-    """Fill (or resume) the cache for ``files``, reading their bytes from ``images`` in any order."""
+    """Fill (or resume) the cache for ``files``, reading their bytes from ``images`` in any order.
+
+    ``hints`` maps a file to its labelled face's box (x1, y1, x2, y2) in that image.
+    """
+    hints = hints or {}
     folder = cache_dir() / "features" / cache_key(archive, config, detector_settings)
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "meta.json"
@@ -132,10 +163,17 @@ def build_cache(
             detections = detector.detect([image for _, image in decoded])
             crops, rows = [], []
             for (name, image), found in zip(decoded, detections):
-                if len(found):
-                    crops.append(crop_face(image, found.boxes[0], found.landmarks[0], config.crop))
-                    rows.append({"file": name, "detected": True, "det_score": float(found.scores[0]),
-                                 "box": found.boxes[0].round(1).tolist(), "landmarks": found.landmarks[0].round(1).tolist()})
+                hint = hints.get(name)
+                pick = _pick_face(found, hint)
+                if pick is not None:
+                    crops.append(crop_face(image, found.boxes[pick], found.landmarks[pick], config.crop))
+                    rows.append({"file": name, "detected": True, "det_score": float(found.scores[pick]),
+                                 "box": found.boxes[pick].round(1).tolist(),
+                                 "landmarks": found.landmarks[pick].round(1).tolist()})
+                elif hint is not None:
+                    crops.append(crop_face(image, hint, None, config.crop))
+                    rows.append({"file": name, "detected": False, "det_score": None, "box": hint.round(1).tolist(),
+                                 "landmarks": None})
                 else:
                     crops.append(resize_chip(image, config.crop))
                     rows.append({"file": name, "detected": False, "det_score": None, "box": None, "landmarks": None})
@@ -166,3 +204,21 @@ def build_cache(
     meta["detected"] = int(table["detected"].sum())
     meta_path.write_text(json.dumps(meta, indent=2))
     return open_cache(folder)
+
+
+def table_images(frame: pd.DataFrame) -> Iterator[tuple[str, bytes]]:
+    """(file, bytes) of each face of a dataset table that has an image, in table order."""
+    from facekit.data import read_image_bytes
+
+    for name, image in zip(frame["file"], frame["image"]):
+        if image is not None:
+            yield name, read_image_bytes(image)
+
+
+def table_hints(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each face's labelled box (x1, y1, x2, y2) where the table gives one (``x, y, w, h``)."""
+    if not {"x", "y", "w", "h"} <= set(frame.columns):
+        return {}
+    boxes = frame[["x", "y", "w", "h"]].to_numpy(np.float32)
+    boxes[:, 2:] += boxes[:, :2]
+    return {name: box for name, box in zip(frame["file"], boxes) if np.isfinite(box).all()}

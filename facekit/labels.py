@@ -44,6 +44,18 @@ AGE_BINS: tuple[tuple[str, int, int], ...] = (
     ("70+", 70, 200),
 )
 AGE_BIN_LABELS: tuple[str, ...] = tuple(label for label, _, _ in AGE_BINS)
+# wider-dev's perceived age groups (Amazon's annotators gave no years and no child group) as
+# ranges of years that each group allows. The ranges overlap on purpose: a perceived group is a
+# soft label, and training maximises the age distribution's mass inside the range.
+AGE_GROUPS: tuple[tuple[str, int, int], ...] = (
+    ("young_adult", 0, 34),
+    ("adult", 25, 54),
+    ("middle_age", 40, 69),
+    ("senior", 55, 200),
+)
+AGE_GROUP_LABELS: tuple[str, ...] = tuple(label for label, _, _ in AGE_GROUPS)
+# Fitzpatrick skin types, a group attribute for fairness metrics (never a predicted label).
+SKIN_TONES: tuple[str, ...] = ("I", "II", "III", "IV", "V", "VI")
 AGE_MAX = 100  # the age head predicts years 0..AGE_MAX, the last class meaning "AGE_MAX or older"
 AGE_CLASSES = AGE_MAX + 1
 
@@ -73,7 +85,7 @@ def normalize_gender(value: object) -> Optional[str]:
     Raises ValueError for a value that is present but not a gender, so a bad file is
     reported instead of being guessed at.
     """
-    if _is_missing(value):
+    if _is_missing(value) or _key(value) == "not_sure":
         return None
     key = _key(value)
     if key in GENDERS:
@@ -132,6 +144,26 @@ def normalize_age_bin(value: object) -> Optional[str]:
     if text in AGE_BIN_LABELS:
         return text
     raise ValueError(f"not an age bin: {value!r}")
+
+
+def normalize_age_group(value: object) -> Optional[str]:
+    """A perceived age group ('Young Adult', 'Middle age', ...) as one of AGE_GROUP_LABELS; 'Not Sure' is None."""
+    if _is_missing(value) or _key(value) == "not_sure":
+        return None
+    key = _key(value)
+    if key in AGE_GROUP_LABELS:
+        return key
+    raise ValueError(f"not a perceived age group: {value!r}")
+
+
+def normalize_skin_tone(value: object) -> Optional[str]:
+    """A Fitzpatrick type as a Roman numeral I..VI; 'Not Sure' is None."""
+    if _is_missing(value) or _key(value) == "not_sure":
+        return None
+    text = str(value).strip().upper()
+    if text in SKIN_TONES:
+        return text
+    raise ValueError(f"not a Fitzpatrick skin type: {value!r}")
 
 
 def age_bin_index(label: str) -> int:

@@ -10,18 +10,21 @@ from facekit.data.manifest import read_manifest
 from facekit.data.seed003 import LABELS_CSV, is_seed003_header, read_seed003
 from facekit.data.table import DatasetError, DatasetTable, read_csv
 from facekit.data.utkface import is_archive, read_utkface
+from facekit.data.wider import FACES_CSV, is_wider_faces_header, read_wider_faces
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 SUPPORTED = (
     "a UTKFace folder or .tar.gz, a FairFace label CSV (or its folder), Kaggle's age_gender.csv, "
-    "a seed-003 faces/ folder or labels.csv, or a manifest CSV with a 'path' column"
+    "a seed-003 faces/ folder or labels.csv, a wider-dev faces.csv (or its folder), "
+    "or a manifest CSV with a 'path' column"
 )
 
 
 def read_dataset(path: os.PathLike | str) -> DatasetTable:
     """Any supported dataset as a ``DatasetTable``; ``DatasetError`` (one line) when it cannot be read.
 
-    Folders: seed-003 (``labels.csv``), FairFace (``fairface_label_*.csv``), else UTKFace names.
+    Folders: seed-003 (``labels.csv``), FairFace (``fairface_label_*.csv``), wider-dev
+    (``faces.csv``), else UTKFace names.
     Files: .tar.gz/.tgz/.tar is UTKFace; a CSV is recognised by its header.
     """
     path = Path(path).expanduser()
@@ -32,6 +35,8 @@ def read_dataset(path: os.PathLike | str) -> DatasetTable:
             return read_seed003(path)
         if any(path.glob(CSV_GLOB)):
             return read_fairface(path)
+        if (path / FACES_CSV).is_file():
+            return read_wider_faces(path)
         return read_utkface(path)
     if is_archive(path):
         return read_utkface(path)
@@ -42,6 +47,8 @@ def read_dataset(path: os.PathLike | str) -> DatasetTable:
         return read_kaggle_age_gender(path)
     if "path" in columns:
         return read_manifest(path)
+    if is_wider_faces_header(columns):
+        return read_wider_faces(path)
     if is_seed003_header(columns):
         return read_seed003(path)
     if "file" in columns and ("race" in columns or "service_test" in columns):

@@ -1,4 +1,4 @@
-"""The UTKFace train/val/test split: made once, committed as a small CSV, verified on every load.
+"""Train/val/test splits of the shipped datasets (UTKFace, FairFace val, wider-dev): made once, committed as a small CSV, verified on every load.
 
 A committed file rather than a seed alone, so the split cannot drift when numpy's shuffling,
 the reader or the archive changes: ``load_split`` refuses data that no longer matches it.
@@ -16,6 +16,8 @@ from facekit.data.paths import ASSETS
 from facekit.data.table import DatasetError, DatasetTable
 
 SPLIT_PATH = ASSETS / "utkface_split.csv"
+FAIRFACE_SPLIT_PATH = ASSETS / "fairface_val_split.csv"  # FairFace's validation images, split 80/10/10
+WIDER_SPLIT_PATH = ASSETS / "wider_dev_split.csv"  # wider-dev's val part is test; val comes from its train photos
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FRACTIONS = {"val": 0.1, "test": 0.1}  # the rest is train
 SEED = 3
@@ -25,14 +27,24 @@ class SplitMismatch(DatasetError):
     """The split file and the data disagree about which faces exist."""
 
 
-def make_split(table: DatasetTable, seed: int = SEED, min_stratum: int = MIN_STRATUM) -> pd.DataFrame:
-    """``file,split`` stratified by gender x race x age bin, 80/10/10, sorted by file.
+def make_split(
+    table: DatasetTable,
+    seed: int = SEED,
+    min_stratum: int = MIN_STRATUM,
+    together: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """``file,split`` stratified by gender x ethnicity x age bin, 80/10/10, sorted by file.
 
-    Strata smaller than ``min_stratum`` are pooled within their gender x race (then within
-    their gender) so rare groups, e.g. old faces of small ethnicities, still reach val and
-    test. Faces with no race go to train: they cannot be scored per group.
+    Ethnicity is the 7-class ``race7`` where the table has it, else ``race``. Strata smaller
+    than ``min_stratum`` are pooled within their gender x ethnicity (then within their gender)
+    so rare groups, e.g. old faces of small ethnicities, still reach val and test. Faces with
+    no ethnicity go to train: they cannot be scored per group. ``together`` (columns
+    ``file_a, file_b``, e.g. FairFace's near-duplicate pairs) puts each ``file_b`` on its
+    ``file_a``'s side, so one photo never sits on both sides.
     """
-    frame = table.frame[["file", "gender", "race", "age_bin"]].sort_values("file").reset_index(drop=True)
+    race_column = "race7" if "race7" in table.frame and table.frame["race7"].notna().any() else "race"
+    frame = table.frame[["file", "gender", race_column, "age_bin"]].rename(columns={race_column: "race"})
+    frame = frame.sort_values("file").reset_index(drop=True)
     known = frame[["gender", "race", "age_bin"]].notna().all(axis=1)
     gender, race, age_bin = (frame[column].astype(str) for column in ("gender", "race", "age_bin"))
     key = gender + "|" + race + "|" + age_bin
@@ -46,7 +58,25 @@ def make_split(table: DatasetTable, seed: int = SEED, min_stratum: int = MIN_STR
         n_val, n_test = (int(len(order) * FRACTIONS[name] + 0.5) for name in ("val", "test"))
         split[order[:n_val]] = "val"
         split[order[n_val : n_val + n_test]] = "test"
-    return pd.DataFrame({"file": frame["file"], "split": split})
+    result = pd.DataFrame({"file": frame["file"], "split": split})
+    if together is not None:
+        side = result.set_index("file")["split"]
+        pairs = together[together["file_a"].isin(side.index) & together["file_b"].isin(side.index)]
+        side.loc[pairs["file_b"].to_numpy()] = side.loc[pairs["file_a"].to_numpy()].to_numpy()
+        result["split"] = result["file"].map(side)
+    return result
+
+
+def split_by_group(
+    frame: pd.DataFrame, group: str, held_out: pd.Series, val_fraction: float = 0.15, seed: int = SEED
+) -> pd.DataFrame:
+    """``file,split`` for a dataset that comes with its own held-out part: ``held_out`` rows are
+    test, and whole ``group``s (e.g. photos) of the rest go to val with ``val_fraction``."""
+    rng = np.random.default_rng(seed)
+    groups = np.array(sorted(frame.loc[~held_out, group].unique()), dtype=object)
+    val_groups = set(rng.permutation(groups)[: int(len(groups) * val_fraction + 0.5)])
+    split = np.where(held_out, "test", np.where(frame[group].isin(val_groups), "val", "train"))
+    return pd.DataFrame({"file": frame["file"], "split": split}).sort_values("file").reset_index(drop=True)
 
 
 def write_split(split: pd.DataFrame, path: os.PathLike | str = SPLIT_PATH, force: bool = False) -> Path:
