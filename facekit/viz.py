@@ -20,7 +20,7 @@ from facekit.data.table import CATEGORIES
 
 if TYPE_CHECKING:  # predict pulls in torch; figures of tables should not need it
     from facekit.predict import FacePrediction
-    from facekit.track import TrackSummary
+    from facekit.serving.track import TrackSummary
 
 GENDER_COLORS = {"Male": "#1f6feb", "Female": "#d6336c"}
 DATASET_COLORS = px.colors.qualitative.Safe

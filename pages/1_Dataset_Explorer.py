@@ -17,7 +17,7 @@ from facekit.data import DatasetError, DatasetTable, load_shipped_index, read_da
 from facekit.data import stats
 from facekit.data.formats import SUPPORTED
 from facekit.data.table import CATEGORIES
-from facekit.io import ImageError
+from facekit.vision.io import ImageError
 
 SHIPPED = {"UTKFace (shipped labels)": "utkface", "FairFace (shipped labels)": "fairface"}
 ON_DISK = "A dataset on disk"

@@ -20,7 +20,7 @@ from PIL import Image
 
 from facekit import labels, viz
 from facekit.explain import EXPECTED_AGE, HEAD_TARGETS, METHODS, Explainer, Explanation
-from facekit.io import SAMPLE_PHOTO, ImageError, load_image
+from facekit.vision.io import SAMPLE_PHOTO, ImageError, load_image
 from facekit.predict import FacePrediction, ImageResult, Predictor, prediction_rows
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]

@@ -1,7 +1,7 @@
 """Batch analytics: who is in a set of photos, as counts and shares with error bars.
 
-A thin page: inputs come from ``facekit.io.collect_uploads``, predictions from
-``Predictor.predict_items``, the breakdown from ``facekit.segments`` (the same numbers as
+A thin page: inputs come from ``facekit.vision.io.collect_uploads``, predictions from
+``Predictor.predict_items``, the breakdown from ``facekit.evaluation.segments`` (the same numbers as
 ``facekit predict --summary``) and the figures from ``facekit.viz``. The files in play are
 ``st.session_state["batch_files"]`` (name, bytes) pairs, set by the uploader (or a test);
 results stay in the session until the files change.
@@ -15,9 +15,9 @@ import pandas as pd
 import streamlit as st
 
 from facekit import labels, viz
-from facekit.io import collect_uploads
+from facekit.vision.io import collect_uploads
 from facekit.predict import Predictor, prediction_rows
-from facekit.segments import CAVEAT, breakdown
+from facekit.evaluation.segments import CAVEAT, breakdown
 
 MAX_PHOTOS = 500  # per run; about a minute per hundred photos on two CPU cores
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "zip"]

@@ -1,7 +1,7 @@
 """Model Evaluation: how well the model does, for whom it does worse, and where it is most wrong.
 
 A thin page over saved evaluations (``facekit evaluate --out DIR``): it reads the JSON and
-the per-face CSV, never runs the model for the numbers. Tables come from ``facekit.report``,
+the per-face CSV, never runs the model for the numbers. Tables come from ``facekit.evaluation.report``,
 figures from ``facekit.viz``. Grad-CAM of a mistake is computed on request only.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Optional
 import streamlit as st
 
 from facekit import labels, viz
-from facekit.evaluate import Evaluation, image_reference, load_evaluation
-from facekit.report import (FEATURE_NAMES, HEAD_NAMES, KEY_METRICS, METRIC_NAMES, YEARS, by_group_table,
+from facekit.evaluation.evaluate import Evaluation, image_reference, load_evaluation
+from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, KEY_METRICS, METRIC_NAMES, YEARS, by_group_table,
                             committed_reports, evaluation_facts, fmt, gap_sentence, gap_table, headline_table,
                             metric_rows, mistakes, model_card, per_class_table)
 
@@ -181,7 +181,7 @@ def calibration_tab(reports: dict[str, Evaluation]) -> None:
 def grad_cam(evaluation: Evaluation, data: bytes, head: str) -> Optional[object]:
     """The Grad-CAM overlay of the predicted class on one mistake, or None when it cannot be made here."""
     from facekit.data.paths import REPO_ROOT
-    from facekit.io import load_image
+    from facekit.vision.io import load_image
 
     path = Path(evaluation.summary["model"]["path"])
     path = path if path.is_absolute() else REPO_ROOT / path

@@ -1,7 +1,7 @@
 """Video: who appears in a video file, each face followed through time, with one pooled answer per face.
 
 A thin page: decoding, sampling, prediction, tracking and the summaries come from
-``facekit.video``, figures from ``facekit.viz``. The video in play is
+``facekit.serving.video``, figures from ``facekit.viz``. The video in play is
 ``st.session_state["video"]``, a (name, bytes) pair set by the uploader (or a test). Its
 analysis stays in the session under the bytes' SHA-256 and the settings, so redrawing the
 page never analyses again.
@@ -19,9 +19,9 @@ import streamlit as st
 
 from facekit import labels, viz
 from facekit.predict import Predictor
-from facekit.report import UTKFACE_LICENCE
-from facekit.segments import CAVEAT
-from facekit.video import (MAX_FRAMES, SAMPLE_FPS, VIDEO_SUFFIXES, VideoError, VideoResult, analyse_video,
+from facekit.evaluation.report import UTKFACE_LICENCE
+from facekit.evaluation.segments import CAVEAT
+from facekit.serving.video import (MAX_FRAMES, SAMPLE_FPS, VIDEO_SUFFIXES, VideoError, VideoResult, analyse_video,
                            frame_document, probe_video, sample_clip, sighting_rows, track_rows)
 
 UPLOAD_TYPES = [suffix.lstrip(".") for suffix in VIDEO_SUFFIXES]

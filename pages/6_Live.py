@@ -1,8 +1,8 @@
 """Live: the webcam streamed to the server, every face boxed and labelled as it moves.
 
-A thin page: ``streamlit-webrtc`` carries the frames, ``facekit.live.LiveAnalyzer`` (one per
+A thin page: ``streamlit-webrtc`` carries the frames, ``facekit.serving.live.LiveAnalyzer`` (one per
 session, in ``st.session_state["live_analyzer"]``) draws the boxes and runs the model in
-the background. The model is its own cached resource, ``facekit.live.live_predictor``
+the background. The model is its own cached resource, ``facekit.serving.live.live_predictor``
 (320 px detection, no flip average: about twice as fast as the Predict page's ``Predictor``,
 whose settings it cannot share), so the app holds the model twice (about 45 MB more).
 
@@ -20,8 +20,8 @@ import av
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from facekit import live
-from facekit.report import UTKFACE_LICENCE
+from facekit.serving import live
+from facekit.evaluation.report import UTKFACE_LICENCE
 
 st.set_page_config(page_title="Live · facekit", page_icon=":material/videocam:", layout="wide")
 live_predictor = st.cache_resource(show_spinner="Loading the model…")(live.live_predictor)

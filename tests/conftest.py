@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from facekit.data.paths import locate_utkface
-from facekit.model import DEFAULT_MODEL
-from facekit.track import iou as box_iou  # noqa: F401  (tests import it from here)
+from facekit.models.model import DEFAULT_MODEL
+from facekit.serving.track import iou as box_iou  # noqa: F401  (tests import it from here)
 
 REPO = Path(__file__).resolve().parents[1]
 # Hand-annotated face box of skimage's astronaut photo (Eileen Collins, public domain):
@@ -36,7 +36,7 @@ def utkface_archive() -> Path:
 
 @pytest.fixture(scope="session")
 def detector():
-    from facekit.detect import FaceDetector
+    from facekit.vision.detect import FaceDetector
 
     return FaceDetector()
 

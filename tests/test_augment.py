@@ -13,19 +13,19 @@ from conftest import write_small_utkface
 import torch
 from safetensors.torch import load_file
 
-from facekit.align import CropSettings, crop_face, resize_chip
-from facekit.augment import ChipFaces, Chips, context_settings
-from facekit.backbones import MS_CELEB, weights_path
-from facekit.model import load_checkpoint, to_batch
-from facekit.train import Targets, TrainConfig, run
+from facekit.vision.align import CropSettings, crop_face, resize_chip
+from facekit.training.augment import ChipFaces, Chips, context_settings
+from facekit.models.backbones import MS_CELEB, weights_path
+from facekit.models.model import load_checkpoint, to_batch
+from facekit.training.loop import Targets, TrainConfig, run
 
 
 @pytest.fixture(scope="module")
 def chips(utkface_archive, detector) -> tuple[Chips, Targets]:
     """Six real chips with their MTCNN detections, in the shape of a feature cache's index."""
     from facekit.data import load_split, read_image_bytes, read_utkface
-    from facekit.io import load_image
-    from facekit.train import utkface_targets
+    from facekit.vision.io import load_image
+    from facekit.training.loop import utkface_targets
 
     frame = load_split(read_utkface(utkface_archive)).frame.head(6)
     rows = []
@@ -72,7 +72,7 @@ def test_training_views_are_random_and_seeded_validation_views_are_fixed(chips):
 
 def _image_box_landmarks(source: Chips, row: int):
     from facekit.data import read_image_bytes
-    from facekit.io import load_image
+    from facekit.vision.io import load_image
 
     return load_image(read_image_bytes(source.images[row])), source.boxes[row], source.landmarks[row], source.crop
 
@@ -105,7 +105,7 @@ def test_image_recipe_resumes_trains_a_block_and_saves_a_loadable_checkpoint(sma
     assert saved[conv].dtype == torch.float16  # fine-tuned blocks ship in half precision
     assert not torch.allclose(saved[conv].float(), pretrained[conv.removeprefix("backbone.")].float(), atol=1e-3)
     assert not any(k.startswith("backbone.repeat_3") for k in saved)  # frozen blocks are not stored
-    from facekit.io import load_image
+    from facekit.vision.io import load_image
 
     chip = resize_chip(load_image(sorted(folder.iterdir())[0]), loaded.model.config.crop)
     with torch.inference_mode():

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from facekit.backbones import convert_keras_facenet, fetch_keras_weights, load_backbone, weights_path
-from facekit.model import FaceModel, ModelConfig, standardize, to_batch
+from facekit.models.backbones import convert_keras_facenet, fetch_keras_weights, load_backbone, weights_path
+from facekit.models.model import FaceModel, ModelConfig, standardize, to_batch
 
 
 @pytest.fixture(scope="module")

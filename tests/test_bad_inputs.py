@@ -30,8 +30,8 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import ASTRONAUT_FACE, REPO, box_iou, exif_rotated_jpeg, noise_image
 from facekit.data import DatasetError, read_dataset
-from facekit.io import SAMPLE_PHOTO, ImageError, load_image
-from facekit.model import DEFAULT_MODEL
+from facekit.vision.io import SAMPLE_PHOTO, ImageError, load_image
+from facekit.models.model import DEFAULT_MODEL
 
 FACEKIT = str(REPO / ".venv" / "bin" / "facekit")
 needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")
@@ -66,7 +66,7 @@ def jpeg_claiming(width: int, height: int) -> bytes:
 
 
 def zip_bomb(megabytes: int) -> bytes:
-    """A ZIP holding one .jpg of zeros: ~1000:1, far over the ratio facekit.io accepts."""
+    """A ZIP holding one .jpg of zeros: ~1000:1, far over the ratio facekit.vision.io accepts."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         with archive.open("zeros.jpg", "w", force_zip64=True) as member:
@@ -159,7 +159,7 @@ def test_corrupted_bytes_of_a_real_image_are_read_or_refused(fmt, changes):
 
 PEAK_RSS = """
 import json, resource, sys
-from facekit.io import ImageError, collect_uploads, load_image
+from facekit.vision.io import ImageError, collect_uploads, load_image
 
 name, data = sys.argv[1], sys.stdin.buffer.read()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

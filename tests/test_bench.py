@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from facekit import bench
+from facekit.tools import bench
 from facekit.data.paths import locate_utkface
-from facekit.model import DEFAULT_MODEL
+from facekit.models.model import DEFAULT_MODEL
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is missing")
 

@@ -19,9 +19,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from conftest import REPO, free_port
-from facekit.evaluate import save_evaluation
-from facekit.io import SAMPLE_PHOTO
-from facekit.model import DEFAULT_MODEL
+from facekit.evaluation.evaluate import save_evaluation
+from facekit.vision.io import SAMPLE_PHOTO
+from facekit.models.model import DEFAULT_MODEL
 from test_evaluate import synthetic_evaluation
 
 CHROMIUM = Path("/usr/bin/chromium")

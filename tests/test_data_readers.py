@@ -23,7 +23,7 @@ from facekit.data import (
     read_image_bytes,
     read_utkface,
 )
-from facekit.io import ImageError
+from facekit.vision.io import ImageError
 
 UTK_NAMES = [
     "25_0_0_20170116200000001.jpg.chip.jpg",

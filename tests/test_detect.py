@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import ASTRONAUT_FACE, box_iou
-from facekit.align import LANDMARK_TEMPLATE, CropSettings, crop_face, crop_matrix
+from facekit.vision.align import LANDMARK_TEMPLATE, CropSettings, crop_face, crop_matrix
 
 
 def test_astronaut_has_exactly_one_face_on_her_face(detector, astronaut):
@@ -59,7 +59,7 @@ def test_crop_of_a_huge_photo_matches_the_crop_of_the_small_one(detector, astron
 
 def test_utkface_chip_recrop_looks_like_the_chip(detector, utkface_archive):
     from facekit.data import iter_utkface_images
-    from facekit.io import load_image
+    from facekit.vision.io import load_image
 
     name, data = next(iter_utkface_images(utkface_archive))
     chip = load_image(data)
@@ -83,7 +83,7 @@ def _both_detect_faces(pixels, detector):
     import torch
     from facenet_pytorch.models.utils.detect_face import detect_face as facenet_detect_face
 
-    from facekit.mtcnn_fast import detect_face
+    from facekit.vision.mtcnn_fast import detect_face
 
     settings, ref, ours = detector.settings, _facenet_mtcnn(), detector.mtcnn
     args = (settings.min_face_size, list(settings.thresholds), settings.scale_factor)
@@ -103,7 +103,7 @@ def _assert_same_faces(expected, found, faces_per_image):
 
 
 def test_fast_detect_face_finds_what_facenet_pytorch_finds_on_the_sample_photo_and_its_mirror(detector):
-    from facekit.io import SAMPLE_PHOTO
+    from facekit.vision.io import SAMPLE_PHOTO
 
     photo = Image.open(SAMPLE_PHOTO).convert("RGB")
     pixels = np.stack([np.asarray(photo), np.asarray(photo)[:, ::-1]])  # a batch of two: boxes stay with their image
@@ -115,7 +115,7 @@ def test_fast_detect_face_finds_what_facenet_pytorch_finds_on_the_sample_photo_a
 
 def test_fast_detect_face_finds_what_facenet_pytorch_finds_on_utkface_photos(detector, utkface_archive):
     from facekit.data import iter_utkface_images
-    from facekit.io import load_image
+    from facekit.vision.io import load_image
 
     chips = []
     for _, data in iter_utkface_images(utkface_archive):
@@ -133,7 +133,7 @@ def test_area_resample_equals_torch_area_interpolation_for_every_crop(astronaut)
     import torch
     import torch.nn.functional as F
 
-    from facekit.mtcnn_fast import area_resample, summed_area_table
+    from facekit.vision.mtcnn_fast import area_resample, summed_area_table
 
     pixels = np.asarray(astronaut)[None]
     table = summed_area_table(pixels)
@@ -151,7 +151,7 @@ def test_area_resample_equals_torch_area_interpolation_for_every_crop(astronaut)
 def test_candidates_wholly_outside_the_photo_are_dropped_not_raised():
     import torch
 
-    from facekit.mtcnn_fast import _clip
+    from facekit.vision.mtcnn_fast import _clip
 
     boxes = torch.tensor([[100.0, 100.0, 200.0, 200.0, 0.9], [600.0, 100.0, 700.0, 200.0, 0.8], [-90.0, 50.0, -10.0, 130.0, 0.7]])
     kept, image_inds, edges = _clip(boxes, torch.zeros(3, dtype=torch.long), 512, 512)

@@ -1,4 +1,4 @@
-"""facekit.evaluate, the report, the model card and their CLI: synthetic rows for the logic, the
+"""facekit.evaluation.evaluate, the report, the model card and their CLI: synthetic rows for the logic, the
 real archive and shipped model (through the command, in a subprocess) for the end to end."""
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from facekit import labels
 from facekit.cli import app
-from facekit.evaluate import (PREDICTIONS_FILE, SUMMARY_FILE, Evaluation, image_reference, load_evaluation,
+from facekit.evaluation.evaluate import (PREDICTIONS_FILE, SUMMARY_FILE, Evaluation, image_reference, load_evaluation,
                               save_evaluation, summarize)
-from facekit.model import DEFAULT_MODEL
-from facekit.report import model_card, write_report
+from facekit.models.model import DEFAULT_MODEL
+from facekit.evaluation.report import model_card, write_report
 
 FACEKIT = str(Path(sys.executable).parent / "facekit")
 MODEL_INFO = {"name": "synthetic", "path": "nowhere/synthetic.safetensors", "sha256": "0" * 64,

@@ -7,10 +7,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import ASTRONAUT_FACE
-from facekit.align import CropSettings, crop_matrix
+from facekit.vision.align import CropSettings, crop_matrix
 from facekit.cli import app
 from facekit.explain import EXPECTED_AGE, HEAD_TARGETS, Explainer, Explanation, FaceExplanation, check_target
-from facekit.model import DEFAULT_MODEL
+from facekit.models.model import DEFAULT_MODEL
 
 needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")
 

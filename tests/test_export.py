@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from conftest import ASTRONAUT_FACE, REPO, box_iou
-from facekit.align import crop_face
-from facekit.evaluate import select_faces
-from facekit.export import int8_model, int8_ranges_path, model_digest, onnx_model
-from facekit.model import DEFAULT_MODEL, sidecar_path, to_batch
+from facekit.vision.align import crop_face
+from facekit.evaluation.evaluate import select_faces
+from facekit.models.export import int8_model, int8_ranges_path, model_digest, onnx_model
+from facekit.models.model import DEFAULT_MODEL, sidecar_path, to_batch
 from facekit.predict import Predictor
 
 pytestmark = pytest.mark.slow

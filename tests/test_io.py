@@ -1,4 +1,4 @@
-"""facekit.io: every kind of bad or odd image gives upright RGB or one clear ImageError."""
+"""facekit.vision.io: every kind of bad or odd image gives upright RGB or one clear ImageError."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import exif_rotated_jpeg, noise_image
-from facekit.io import MAX_PIXELS, ImageError, collect_inputs, load_image
+from facekit.vision.io import MAX_PIXELS, ImageError, collect_inputs, load_image
 
 
 def encoded(image: Image.Image, format: str = "PNG", **options) -> bytes:

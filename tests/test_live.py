@@ -16,9 +16,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import ASTRONAUT_FACE, box_iou
-from facekit import labels, live
-from facekit.io import SAMPLE_PHOTO, load_image
-from facekit.model import DEFAULT_MODEL
+from facekit import labels
+from facekit.serving import live
+from facekit.vision.io import SAMPLE_PHOTO, load_image
+from facekit.models.model import DEFAULT_MODEL
 
 PAGE = str(Path(__file__).parents[1] / "pages" / "6_Live.py")
 FRAME = (640, 480)

@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from facekit.io import SAMPLE_PHOTO, load_image
-from facekit.model import DEFAULT_MODEL
+from facekit.vision.io import SAMPLE_PHOTO, load_image
+from facekit.models.model import DEFAULT_MODEL
 from test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, SLOW, app_url, page  # noqa: F401  (fixtures)
 
 CLIP_SIZE = (640, 480)  # a webcam's default

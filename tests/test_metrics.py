@@ -1,11 +1,12 @@
-"""facekit.metrics against independent computations (sklearn, fairlearn, hand-worked answers)."""
+"""facekit.evaluation.metrics against independent computations (sklearn, fairlearn, hand-worked answers)."""
 import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import MetricFrame
 from sklearn import metrics as skm
 
-from facekit import labels, metrics
+from facekit import labels
+from facekit.evaluation import metrics
 
 
 @pytest.fixture(scope="module")

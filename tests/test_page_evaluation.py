@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from facekit.evaluate import save_evaluation
-from facekit.report import committed_reports
+from facekit.evaluation.evaluate import save_evaluation
+from facekit.evaluation.report import committed_reports
 from test_evaluate import synthetic_evaluation
 
 PAGE = str(Path(__file__).parents[1] / "pages" / "4_Model_Evaluation.py")
@@ -16,14 +16,14 @@ PAGE = str(Path(__file__).parents[1] / "pages" / "4_Model_Evaluation.py")
 @pytest.fixture(autouse=True)
 def no_recomputing(monkeypatch):
     """Any attempt to run the model for the page's numbers fails the test."""
-    import facekit.evaluate
+    import facekit.evaluation.evaluate
     import facekit.predict
 
     def refuse(*args, **kwargs):
         raise AssertionError("the page recomputed an evaluation")
 
-    monkeypatch.setattr(facekit.evaluate, "predict_faces", refuse)
-    monkeypatch.setattr(facekit.evaluate, "evaluate", refuse)
+    monkeypatch.setattr(facekit.evaluation.evaluate, "predict_faces", refuse)
+    monkeypatch.setattr(facekit.evaluation.evaluate, "evaluate", refuse)
     monkeypatch.setattr(facekit.predict.Predictor, "predict_images", refuse)
 
 

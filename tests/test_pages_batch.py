@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from facekit.io import SAMPLE_PHOTO
-from facekit.model import DEFAULT_MODEL
+from facekit.vision.io import SAMPLE_PHOTO
+from facekit.models.model import DEFAULT_MODEL
 
 PAGE = str(Path(__file__).parents[1] / "pages" / "3_Batch_Analytics.py")
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")

@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import ASTRONAUT_FACE, REPO, box_iou, exif_rotated_jpeg
 from facekit import labels, viz
-from facekit.io import collect_uploads
+from facekit.vision.io import collect_uploads
 from facekit.predict import prediction_rows
 
 FACEKIT = str(REPO / ".venv" / "bin" / "facekit")

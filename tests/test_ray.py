@@ -1,4 +1,4 @@
-"""The Ray engine (facekit.scale) against the single-process path: a real local Ray with 2 CPUs,
+"""The Ray engine (facekit.serving.scale) against the single-process path: a real local Ray with 2 CPUs,
 the shipped model in every actor, real photos, a photo without a face and a corrupt file."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from facekit.cli import app
-from facekit.io import collect_inputs
+from facekit.vision.io import collect_inputs
 from facekit.predict import prediction_rows
-from facekit.scale import RayMissing, import_ray, name_prefix, read_rows, resolve_sources
+from facekit.serving.scale import RayMissing, import_ray, name_prefix, read_rows, resolve_sources
 
 from conftest import noise_image
 
@@ -63,7 +63,7 @@ def row_name(row: dict) -> str:
 
 @pytest.mark.slow
 def test_ray_rows_equal_the_single_process_rows(ray_session, photo_folder, predictor, tmp_path):
-    from facekit.scale import predict_with_ray
+    from facekit.serving.scale import predict_with_ray
 
     expected = prediction_rows(predictor.predict_items(collect_inputs([photo_folder])))
     run = predict_with_ray([photo_folder], tmp_path / "rows.parquet")
@@ -106,7 +106,7 @@ def test_globs_expand_and_uris_keep_their_scheme(photo_folder):
 
 
 def test_facekit_does_not_import_ray():
-    code = "import sys, facekit.cli, facekit.predict, facekit.scale; print('ray' in sys.modules)"
+    code = "import sys, facekit.cli, facekit.predict, facekit.serving.scale; print('ray' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "False"
 

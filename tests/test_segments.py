@@ -1,4 +1,4 @@
-"""facekit.segments (the batch breakdown) and `facekit predict DIR --summary`."""
+"""facekit.evaluation.segments (the batch breakdown) and `facekit predict DIR --summary`."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from facekit import labels
 from facekit.cli import app
-from facekit.io import SAMPLE_PHOTO
-from facekit.model import DEFAULT_MODEL
-from facekit.segments import breakdown, wilson_interval
+from facekit.vision.io import SAMPLE_PHOTO
+from facekit.models.model import DEFAULT_MODEL
+from facekit.evaluation.segments import breakdown, wilson_interval
 
 
 def test_wilson_interval_matches_published_values():

@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from conftest import ASTRONAUT_FACE, REPO, box_iou, free_port, noise_image
 from facekit import labels
-from facekit.io import MB, SAMPLE_PHOTO
+from facekit.vision.io import MB, SAMPLE_PHOTO
 from facekit.predict import prediction_rows
-from facekit.serve import BODY_OVERHEAD, ServiceLimits, create_app, load_test, predict_url
+from facekit.serving.service import BODY_OVERHEAD, ServiceLimits, create_app, load_test, predict_url
 from test_bad_inputs import png_bomb
 
 pytestmark = pytest.mark.slow

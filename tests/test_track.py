@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from facekit import labels
-from facekit.track import IoUTracker, iou, summarize_track
+from facekit.serving.track import IoUTracker, iou, summarize_track
 
 
 def test_iou_of_known_boxes():

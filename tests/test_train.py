@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from facekit import labels
-from facekit.backbones import build_inception_resnet_v1
-from facekit.model import FEATURE_SIZE, FaceModel, ModelConfig
-from facekit.train import Targets, TrainConfig, age_targets, fit, multitask_loss
+from facekit.models.backbones import build_inception_resnet_v1
+from facekit.models.model import FEATURE_SIZE, FaceModel, ModelConfig
+from facekit.training.loop import Targets, TrainConfig, age_targets, fit, multitask_loss
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def test_two_ddp_ranks_end_with_the_same_parameters(tmp_path):
         import sys, torch, torch.distributed as dist
         sys.path.insert(0, {str(REPO / 'tests')!r})
         from test_train import synthetic, heads_model
-        from facekit.train import TrainConfig, fit
+        from facekit.training.loop import TrainConfig, fit
         import numpy as np
         x, targets = synthetic()
         rows = np.arange(len(x))

@@ -11,10 +11,10 @@ import pytest
 
 from conftest import write_small_utkface
 
-from facekit.backbones import MS_CELEB, weights_path
-from facekit.model import load_checkpoint
+from facekit.models.backbones import MS_CELEB, weights_path
+from facekit.models.model import load_checkpoint
 from facekit.predict import Predictor
-from facekit.train import TrainConfig, run
+from facekit.training.loop import TrainConfig, run
 
 
 @pytest.fixture()

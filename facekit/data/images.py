@@ -20,7 +20,7 @@ from facekit.data.kaggle import row_png
 from facekit.data.paths import cache_dir
 from facekit.data.table import one_line
 from facekit.data.utkface import MEMBER_SEP, is_archive
-from facekit.io import ImageError, load_image
+from facekit.vision.io import ImageError, load_image
 
 
 def extracted_archive(archive: os.PathLike | str) -> Path:
@@ -75,5 +75,5 @@ def read_image_bytes(ref: str) -> bytes:
 
 
 def open_image(ref: str) -> Image.Image:
-    """The image behind a reference, decoded to upright RGB by ``facekit.io.load_image``."""
+    """The image behind a reference, decoded to upright RGB by ``facekit.vision.io.load_image``."""
     return load_image(read_image_bytes(ref))

@@ -25,7 +25,7 @@ from facekit.data.table import (
     require_columns,
 )
 from facekit.data.utkface import MEMBER_SEP
-from facekit.io import ImageError
+from facekit.vision.io import ImageError
 
 DATASET = "kaggle_age_gender"
 SIDE = 48

@@ -18,7 +18,7 @@ import pandas as pd
 
 from facekit import labels
 from facekit.data.table import Anomaly, DatasetError, DatasetTable, make_table, one_line
-from facekit.io import is_image_name
+from facekit.vision.io import is_image_name
 
 DATASET = "utkface"
 SUFFIX = ".jpg.chip.jpg"

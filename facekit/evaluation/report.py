@@ -1,7 +1,7 @@
 """The evaluation report and the model card, written from an evaluation's JSON and the checkpoint's sidecar.
 
-Nothing here computes a metric: the numbers come from ``facekit.evaluate`` (which calls
-``facekit.metrics``) and are only arranged into tables, sentences and figures. The same
+Nothing here computes a metric: the numbers come from ``facekit.evaluation.evaluate`` (which calls
+``facekit.evaluation.metrics``) and are only arranged into tables, sentences and figures. The same
 table helpers feed the Model Evaluation page, so the page, the report and the card agree.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from facekit import labels
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 CARD_FILE = "MODEL_CARD.md"
-REPORTS = Path(__file__).parent / "assets" / "reports"  # committed reports, one folder per model
+REPORTS = Path(__file__).resolve().parents[1] / "assets" / "reports"  # committed reports, one folder per model
 ECE_NOTE = ("ECE is biased upward on bootstrap resamples (repeated faces make bins noisier), so its interval "
             "can sit above the value itself; read it as the spread, not as bounds.")
 

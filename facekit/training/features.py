@@ -1,7 +1,7 @@
 """The on-disk feature cache that makes training feasible on two CPU cores.
 
 Every face image (a UTKFace chip, a FairFace crop, a wider-dev cut) is re-detected by MTCNN
-and cropped with ``facekit.align.crop_face``, exactly as a photo is at inference. Where the
+and cropped with ``facekit.vision.align.crop_face``, exactly as a photo is at inference. Where the
 dataset gives the face's box (wider-dev cuts can hold several faces), the detection that
 overlaps it most is used, and the box itself is the fallback when none does; otherwise the
 largest face is used and the whole image is the fallback. Fallbacks are counted. The frozen lower part of the backbone runs once per
@@ -23,18 +23,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facekit.align import CropSettings, crop_face, resize_chip
-from facekit.backbones import cache_dir, load_backbone, weights_digest
-from facekit.detect import DetectorSettings, FaceDetector
-from facekit.io import ImageError, load_image
-from facekit.model import FEATURE_SIZE, FaceModel, ModelConfig, to_batch
+from facekit.vision.align import CropSettings, crop_face, resize_chip
+from facekit.models.backbones import cache_dir, load_backbone, weights_digest
+from facekit.vision.detect import DetectorSettings, FaceDetector
+from facekit.vision.io import ImageError, load_image
+from facekit.models.model import FEATURE_SIZE, FaceModel, ModelConfig, to_batch
 
 VIEWS = 2  # original and horizontally flipped
 # Activations are cached where this block starts: its input is 896x8x8 at 160 px, deep
 # enough that fine-tuning from here costs ~23 ms per face on two cores, not ~64 ms.
 CACHE_AT = "repeat_2"
 # The detector that made the training crops: MTCNN's own defaults, pinned here so that faster
-# inference defaults (facekit.detect.DetectorSettings) never change what training sees.
+# inference defaults (facekit.vision.detect.DetectorSettings) never change what training sees.
 CACHE_DETECTOR = DetectorSettings(min_face_size=20, scale_factor=0.709)
 
 

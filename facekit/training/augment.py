@@ -4,7 +4,7 @@ The feature cache fixes each face's pixels once, so its training sees only two v
 face (original, flipped). Training from the images instead lets every epoch see a new
 view: the alignment jittered (shift, scale, small rotation), colour and brightness changed,
 blur, flips. The crops come from the same MTCNN boxes and landmarks that the feature cache
-recorded (its ``index.csv``), cut by ``facekit.align.crop_face``, so without augmentation a
+recorded (its ``index.csv``), cut by ``facekit.vision.align.crop_face``, so without augmentation a
 crop is exactly the one the cache and the predictor use. The chips are UTKFace's:
 non-commercial research use only.
 """
@@ -20,13 +20,13 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from facekit.align import CropSettings, crop_face, resize_chip
+from facekit.vision.align import CropSettings, crop_face, resize_chip
 from facekit.data import read_image_bytes
-from facekit.io import load_image
-from facekit.model import standardize, to_batch
+from facekit.vision.io import load_image
+from facekit.models.model import standardize, to_batch
 
 if TYPE_CHECKING:
-    from facekit.train import Targets
+    from facekit.training.loop import Targets
 
 # Extra pixels around the crop, as a share of its side on each edge: the jitter below moves,
 # shrinks and rotates the crop by up to ~15% of its half-side, and must find real pixels there.

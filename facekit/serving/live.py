@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 
 from facekit import labels
-from facekit.detect import DetectorSettings
+from facekit.vision.detect import DetectorSettings
 from facekit.predict import Predictor
-from facekit.track import IoUTracker, TrackSummary, summarize_track
+from facekit.serving.track import IoUTracker, TrackSummary, summarize_track
 from facekit.viz import GENDER_COLORS, face_label
 
 DETECT_SIDE = 320  # live detection runs on a copy no larger than this

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from facekit.data.paths import cache_dir
-from facekit.model import FaceModel
+from facekit.models.model import FaceModel
 
 OUTPUTS = FaceModel.HEADS
 
@@ -207,12 +207,12 @@ def calibrate_checkpoint(checkpoint: Path | None = None, data: Path | None = Non
     Training photos, never validation or test ones: the ranges are part of the model. Each
     batch holds the crops and their mirrors, as the predictor runs them.
     """
-    from facekit.align import crop_face
+    from facekit.vision.align import crop_face
     from facekit.data import read_image_bytes
-    from facekit.evaluate import select_faces
-    from facekit.io import load_image
-    from facekit.detect import FaceDetector
-    from facekit.model import DEFAULT_MODEL, load_checkpoint, to_batch
+    from facekit.evaluation.evaluate import select_faces
+    from facekit.vision.io import load_image
+    from facekit.vision.detect import FaceDetector
+    from facekit.models.model import DEFAULT_MODEL, load_checkpoint, to_batch
 
     checkpoint = Path(checkpoint or DEFAULT_MODEL)
     model = load_checkpoint(checkpoint).model

@@ -28,7 +28,7 @@ import av
 from PIL import Image
 
 from facekit.predict import FacePrediction, ImageResult, Predictor, answer_fields, prediction_rows
-from facekit.track import IoUTracker, TrackSummary, summarize_track
+from facekit.serving.track import IoUTracker, TrackSummary, summarize_track
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 DEMUXERS = "mov,avi,matroska"  # FFmpeg's names: mov also reads MP4/M4V, matroska also WebM
@@ -262,7 +262,7 @@ def drifting_faces(photo: Image.Image, frames: int) -> list[Image.Image]:
 
 def sample_clip(seconds: int = 4, fps: int = 10) -> bytes:
     """A short MP4 of ``drifting_faces`` from the shipped public-domain sample photo, for trying the Video page."""
-    from facekit.io import SAMPLE_PHOTO, load_image
+    from facekit.vision.io import SAMPLE_PHOTO, load_image
 
     buffer = io.BytesIO()
     writer = ClipWriter(buffer, fps)

@@ -32,7 +32,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facekit.explain import HEAD_TARGETS, METHODS, Explainer, check_target
-from facekit.io import MAX_FILE_BYTES, MAX_PIXELS, MB, ImageError, load_image
+from facekit.vision.io import MAX_FILE_BYTES, MAX_PIXELS, MB, ImageError, load_image
 from facekit.predict import ImageResult, Predictor, prediction_rows
 
 API = "/v1"
@@ -147,8 +147,8 @@ class ModelCard:
 
 def model_card_data(checkpoint: Optional[str | os.PathLike], metadata: dict) -> ModelCard:
     """The sidecar (``model_info``) plus the committed report's headline and key gaps, if it is of these weights."""
-    from facekit.evaluate import load_evaluation, model_info
-    from facekit.report import KEY_METRICS, committed_reports, group_table
+    from facekit.evaluation.evaluate import load_evaluation, model_info
+    from facekit.evaluation.report import KEY_METRICS, committed_reports, group_table
 
     info = model_info(checkpoint, metadata)
     folder = committed_reports().get(info["name"])

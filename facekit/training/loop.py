@@ -5,7 +5,7 @@ per-epoch metrics.
 Inputs are pooled 1792-d features (heads only), the cached activations entering
 ``CACHE_AT`` (fine-tuning the upper backbone blocks with their batch-norm statistics
 frozen), or, with ``images: true``, the UTKFace chips themselves, cropped and augmented anew
-each epoch (``facekit.augment``) and run through the frozen lower blocks without gradients.
+each epoch (``facekit.training.augment``) and run through the frozen lower blocks without gradients.
 From the cache one view per face is drawn at random each epoch (original or flipped);
 validation averages both, as the predictor does.
 """
@@ -30,9 +30,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from facekit import labels
-from facekit.align import CropSettings
-from facekit.metrics import head_summary
-from facekit.model import FaceModel
+from facekit.vision.align import CropSettings
+from facekit.evaluation.metrics import head_summary
+from facekit.models.model import FaceModel
 
 HEADS = FaceModel.HEADS
 
@@ -67,7 +67,7 @@ class TrainConfig:
     checkpoint_every: int = 50  # steps between resumable checkpoints within an epoch
     fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
     init_from: str = ""  # a facekit checkpoint whose tensors (trained heads, fine-tuned blocks) start this run
-    images: bool = False  # train on chips cropped and augmented each step (facekit.augment), not the cache
+    images: bool = False  # train on chips cropped and augmented each step (facekit.training.augment), not the cache
     crop_size: int = CropSettings().size  # pixels of the model's input; other than the default needs images
 
     @classmethod
@@ -192,7 +192,7 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 def face_dataset(inputs, rows: np.ndarray, targets: Targets, train: bool) -> Dataset:
     """The dataset over ``inputs``: a cache array (``CachedFaces``) or ``augment.Chips``."""
-    from facekit.augment import ChipFaces, Chips
+    from facekit.training.augment import ChipFaces, Chips
 
     if isinstance(inputs, Chips):
         return ChipFaces(inputs, rows, targets, train)
@@ -397,7 +397,7 @@ def _append_metrics(out: Path, row: dict) -> None:
 def fit_temperatures(logits: dict[str, torch.Tensor], targets: Targets) -> torch.Tensor:
     """Per-head temperatures on validation logits: NLL for gender and ethnicity, and for age the
     temperature whose 80% interval covers 80% of faces (what the interval promises)."""
-    from facekit.metrics import age_point_and_interval, interval_coverage
+    from facekit.evaluation.metrics import age_point_and_interval, interval_coverage
 
     temps = []
     grid = torch.linspace(0.5, 3.0, 101)
@@ -446,8 +446,8 @@ def utkface_targets(frame, files: list[str]) -> Targets:
 def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Path:
     """The one command behind a recipe: feature cache, training, temperatures, checkpoint."""
     from facekit.data import SPLIT_PATH, iter_utkface_images, load_split, read_utkface
-    from facekit.features import CACHE_AT, build_cache
-    from facekit.model import ModelConfig, save_checkpoint
+    from facekit.training.features import CACHE_AT, build_cache
+    from facekit.models.model import ModelConfig, save_checkpoint
 
     rank, world = _distributed()
     archive = Path(config.data)
@@ -470,7 +470,7 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
     split = frame.set_index("file").loc[cached_files, "split"].to_numpy()
     train_rows, val_rows = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     if config.images:
-        from facekit.augment import Chips
+        from facekit.training.augment import Chips
 
         if not config.trainable_from:
             raise ValueError("images: true needs trainable_from (heads alone train faster on cached pooled features)")
@@ -480,7 +480,7 @@ def run(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = 
         input_block = CACHE_AT
     model = FaceModel(model_config)
     if config.init_from:
-        from facekit.model import load_checkpoint
+        from facekit.models.model import load_checkpoint
 
         start = load_checkpoint(Path(config.init_from).expanduser(), backbone=model.backbone).model
         model.heads.load_state_dict(start.heads.state_dict())

@@ -21,7 +21,7 @@ MAX_PIXELS = 60_000_000  # e.g. 9000x6600; larger images are refused before deco
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # The sample photo of the app and the tests: NASA's astronaut portrait (public domain),
 # the same image as scikit-image's data.astronaut(), shipped so the app does not need skimage.
-SAMPLE_PHOTO = Path(__file__).parent / "assets" / "astronaut.jpg"
+SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
 

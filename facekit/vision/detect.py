@@ -1,7 +1,7 @@
 """Find every face in a photo: boxes, five landmarks and scores, via facenet-pytorch's MTCNN.
 
 Its nets and weights are facenet-pytorch's; the pipeline around them is
-``facekit.mtcnn_fast.detect_face``, which gives facenet-pytorch's result bit for bit in about
+``facekit.vision.mtcnn_fast.detect_face``, which gives facenet-pytorch's result bit for bit in about
 half the time.
 
 Detection runs on a copy shrunk to ``max_side`` (fast, and bounded memory for huge
@@ -19,7 +19,7 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
-from facekit.mtcnn_fast import detect_face, pool_channels_last, trace_nets
+from facekit.vision.mtcnn_fast import detect_face, pool_channels_last, trace_nets
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 
-from facekit import labels, metrics
+from facekit import labels
+from facekit.evaluation import metrics
 
 CROPS = ("detect", "archive")
 SPLIT_ALL = "all"
@@ -136,9 +137,9 @@ def _probability_rows(probs: dict[str, np.ndarray]) -> pd.DataFrame:
 def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_size: int = 32,
                   log: Callable[[str], None] = lambda _: None) -> pd.DataFrame:
     """One row per image of ``frame``: its ``status`` (ok, no face, unreadable), detector output and predictions."""
-    from facekit.align import resize_chip
+    from facekit.vision.align import resize_chip
     from facekit.data import read_image_bytes
-    from facekit.io import ImageError, load_image
+    from facekit.vision.io import ImageError, load_image
 
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, not {crop!r}")
@@ -288,7 +289,7 @@ def _finite(value):
 def model_info(checkpoint: Optional[os.PathLike | str], metadata: dict) -> dict:
     """Which model: its name, path (repository-relative when shipped), weights hash and sidecar."""
     from facekit.data.paths import REPO_ROOT
-    from facekit.model import DEFAULT_MODEL
+    from facekit.models.model import DEFAULT_MODEL
 
     path = Path(checkpoint or DEFAULT_MODEL).resolve()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

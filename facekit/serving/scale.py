@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from facekit.io import IMAGE_SUFFIXES, collect_uploads
+from facekit.vision.io import IMAGE_SUFFIXES, collect_uploads
 
 INSTALL_HINT = "pip install 'facekit[ray]'"
 # Measured on 2 cores (load 5-6): one actor with 2 threads ran 64 photos in 13-15 s, two 1-thread
@@ -186,7 +186,7 @@ def predict_with_ray(
     if threads < 1 or (actors is not None and actors < 1):
         raise ValueError("actors and threads must be at least 1")
     if model is not None:  # checked here: an actor that cannot load it fails the job with a remote traceback
-        from facekit.model import sidecar_path
+        from facekit.models.model import sidecar_path
 
         if not (Path(model).is_file() and sidecar_path(Path(model)).is_file()):
             raise FileNotFoundError(f"no facekit checkpoint at {model} (need the .safetensors file and its .json sidecar)")
