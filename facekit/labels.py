@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Iterable, Optional, Sequence
 
+import numpy as np
+
 GENDERS: tuple[str, ...] = ("male", "female")  # UTKFace order: 0 = male, 1 = female
 RACES: tuple[str, ...] = ("white", "black", "asian", "indian", "others")  # UTKFace's 5
 FAIRFACE_RACES: tuple[str, ...] = (
@@ -30,6 +32,28 @@ FAIRFACE_TO_RACE: dict[str, str] = {
     "indian": "indian",
     "middle_eastern": "others",
 }
+
+RACE7 = FAIRFACE_RACES  # the ethnicity head's classes; UTKFace's 5 are sums of them
+# Which of the 7 classes each of UTKFace's 5 stands for: a 5-class label allows that set.
+RACE_TO_RACE7: dict[str, tuple[str, ...]] = {
+    race: tuple(race7 for race7 in RACE7 if FAIRFACE_TO_RACE[race7] == race) for race in RACES
+}
+
+
+def race_classes(count: int) -> tuple[str, ...]:
+    """The ethnicity classes of a head with ``count`` outputs: FairFace's 7 or UTKFace's 5."""
+    if count == len(RACE7):
+        return RACE7
+    if count == len(RACES):
+        return RACES
+    raise ValueError(f"an ethnicity head has {len(RACE7)} or {len(RACES)} classes, not {count}")
+
+
+def race7_to_race5(probs):
+    """UTKFace-5 probabilities from FairFace-7 ones (the last axis), by summing each 5-class's members."""
+    probs = np.asarray(probs)
+    return np.stack([probs[..., [RACE7.index(c) for c in RACE_TO_RACE7[race]]].sum(-1) for race in RACES], -1)
+
 
 # FairFace's 9 age bins as (label, lowest age, highest age); the last one is open.
 AGE_BINS: tuple[tuple[str, int, int], ...] = (

@@ -50,6 +50,8 @@ class FacePrediction:
     age_bin: str
     age_bin_probs: dict[str, float]
     age_probs: tuple[float, ...] = field(repr=False)  # P(age = year) for years 0..AGE_MAX
+    race7: str | None = None  # FairFace's 7 classes, from models with a 7-class head
+    race7_probs: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,7 +104,19 @@ def head_probabilities(model: FaceModel, crops: Sequence[Image.Image], flip_aver
     probs = {head: torch.softmax(value, 1) for head, value in logits.items()}
     if flip_average:
         probs = {head: (value[:len(crops)] + value[len(crops):]) / 2 for head, value in probs.items()}
-    return {head: value.numpy() for head, value in probs.items()}
+    probs = {head: value.numpy() for head, value in probs.items()}
+    if probs["race"].shape[1] == len(labels.RACE7):  # a 7-class head: UTKFace's 5 are its sums
+        probs["race7"] = probs["race"]
+        probs["race"] = labels.race7_to_race5(probs["race7"])
+    return probs
+
+
+def _race7_fields(probs: dict[str, np.ndarray], i: int) -> dict:
+    if "race7" not in probs:
+        return {}
+    race7_p = probs["race7"][i]
+    return {"race7": labels.RACE7[int(race7_p.argmax())],
+            "race7_probs": {r: float(p) for r, p in zip(labels.RACE7, race7_p)}}
 
 
 def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset: int = 0) -> list[FacePrediction]:
@@ -126,6 +140,7 @@ def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset:
                 age_bin=max(bins, key=bins.get),
                 age_bin_probs=bins,
                 age_probs=tuple(float(p) for p in age_p),
+                **_race7_fields(probs, i),
             )
         )
     return faces

@@ -1,6 +1,7 @@
 """The multi-task model: a pretrained face backbone and three heads, and its one checkpoint format.
 
-Heads: gender (2 classes), ethnicity (UTKFace's 5), and age as a probability distribution
+Heads: gender (2 classes), ethnicity (FairFace's 7, from which UTKFace's 5 are sums; older
+checkpoints have a 5-class head), and age as a probability distribution
 over years 0..AGE_MAX, from which the expected age and an 80% interval are read. Each
 classification head has a temperature fitted on validation data so probabilities are
 calibrated. A checkpoint is a safetensors file with the parameters training changed plus a
@@ -39,12 +40,18 @@ class ModelConfig:
     hidden: int = 512
     dropout: float = 0.3
     crop: CropSettings = field(default_factory=CropSettings)
+    ethnicities: int = len(labels.RACE7)  # classes of the ethnicity head: 7, or UTKFace's 5
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
         data = dict(data)
         data["crop"] = CropSettings(**data.get("crop", {}))
+        data.setdefault("ethnicities", len(labels.RACES))  # written before the 7-class head existed
         return cls(**data)
+
+    @property
+    def race_labels(self) -> tuple[str, ...]:
+        return labels.race_classes(self.ethnicities)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +77,8 @@ def to_batch(crops: Sequence[Image.Image], flip: bool = False) -> torch.Tensor:
 class MultiTaskHeads(nn.Module):
     """One shared hidden layer (BN + dropout), then gender, ethnicity and age outputs."""
 
-    def __init__(self, in_features: int = FEATURE_SIZE, hidden: int = 512, dropout: float = 0.3) -> None:
+    def __init__(self, in_features: int = FEATURE_SIZE, hidden: int = 512, dropout: float = 0.3,
+                 ethnicities: int = len(labels.RACE7)) -> None:
         super().__init__()
         self.shared = nn.Sequential(
             nn.Dropout(dropout / 2),
@@ -80,7 +88,7 @@ class MultiTaskHeads(nn.Module):
             nn.Dropout(dropout),
         )
         self.gender = nn.Linear(hidden, len(labels.GENDERS))
-        self.race = nn.Linear(hidden, len(labels.RACES))
+        self.race = nn.Linear(hidden, ethnicities)
         self.age = nn.Linear(hidden, labels.AGE_CLASSES)
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -97,7 +105,7 @@ class FaceModel(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = backbone if backbone is not None else load_backbone(config.backbone)
-        self.heads = MultiTaskHeads(FEATURE_SIZE, config.hidden, config.dropout)
+        self.heads = MultiTaskHeads(FEATURE_SIZE, config.hidden, config.dropout, config.ethnicities)
         # Calibration temperatures, one per head, fitted after training (1 = uncalibrated).
         self.register_buffer("temperature", torch.ones(len(self.HEADS)))
 
@@ -165,7 +173,7 @@ def save_checkpoint(model: FaceModel, path: Path, metadata: dict, half_backbone:
     sidecar = {
         "format": "facekit-checkpoint/1",
         "config": model.config.to_dict(),
-        "labels": {"gender": list(labels.GENDERS), "race": list(labels.RACES), "age_max": labels.AGE_MAX},
+        "labels": {"gender": list(labels.GENDERS), "race": list(model.config.race_labels), "age_max": labels.AGE_MAX},
         "preprocessing": {"crop": model.config.crop.to_dict(), "normalization": "per-image standardization"},
         "temperature": dict(zip(FaceModel.HEADS, model.temperature.tolist())),
         **metadata,
@@ -184,9 +192,10 @@ def load_checkpoint(path: Path | str | None = None, backbone: nn.Module | None =
         raise FileNotFoundError(f"no facekit checkpoint at {path} (need the .safetensors file and its .json sidecar)")
     metadata = json.loads(sidecar_path(path).read_text())
     schema = metadata.get("labels", {})
-    if schema.get("gender") != list(labels.GENDERS) or schema.get("race") != list(labels.RACES):
+    config = ModelConfig.from_dict(metadata["config"])
+    if schema.get("gender") != list(labels.GENDERS) or schema.get("race") != list(config.race_labels):
         raise ValueError(f"{path} was trained with another label schema: {schema}")
-    model = FaceModel(ModelConfig.from_dict(metadata["config"]), backbone=backbone)
+    model = FaceModel(config, backbone=backbone)
     tensors = load_file(str(path))
     unknown = set(tensors) - set(model.state_dict())
     if unknown:
