@@ -237,12 +237,13 @@ def train(
     config: Path = typer.Option(..., "--config", exists=True, dir_okay=False, help="Recipe YAML (training/*.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's last.pt."),
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (overrides the recipe)."),
-    data: Optional[str] = typer.Option(None, "--data", help="UTKFace archive or folder (overrides the recipe)."),
+    data: Optional[str] = typer.Option(None, "--data", help="One dataset, any reader's path (overrides the recipe's data)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Overrides the recipe."),
 ) -> None:
     """Train or fine-tune from a recipe; runs under `torchrun --nproc_per_node=N` unchanged."""
     from facekit.data import DatasetError
-    from facekit.training.loop import TrainConfig, run
+    from facekit.training.recipe import TrainConfig
+    from facekit.training.run import run
 
     try:
         settings = TrainConfig.from_yaml(config, out=out, data=data, epochs=epochs)

@@ -13,11 +13,15 @@ from conftest import write_small_utkface
 import torch
 from safetensors.torch import load_file
 
+from facekit import labels
 from facekit.vision.align import CropSettings, crop_face, resize_chip
-from facekit.training.augment import ChipFaces, Chips, context_settings
+from facekit.training.augment import ChipFaces, Chips
+from facekit.training.presets import context_settings
 from facekit.models.backbones import MS_CELEB, weights_path
 from facekit.models.model import load_checkpoint, to_batch
-from facekit.training.loop import Targets, TrainConfig, run
+from facekit.training.recipe import TrainConfig
+from facekit.training.run import run
+from facekit.training.targets import Targets, table_targets
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +29,6 @@ def chips(utkface_archive, detector) -> tuple[Chips, Targets]:
     """Six real chips with their MTCNN detections, in the shape of a feature cache's index."""
     from facekit.data import load_split, read_image_bytes, read_utkface
     from facekit.vision.io import load_image
-    from facekit.training.loop import utkface_targets
 
     frame = load_split(read_utkface(utkface_archive)).frame.head(6)
     rows = []
@@ -35,7 +38,7 @@ def chips(utkface_archive, detector) -> tuple[Chips, Targets]:
         rows.append({"box": json.dumps(found.boxes[0].tolist()), "landmarks": json.dumps(found.landmarks[0].tolist())})
     index = pd.concat([frame[["file"]].reset_index(drop=True), pd.DataFrame(rows)], axis=1)
     return (Chips.from_index(index, dict(zip(frame["file"], frame["image"])), CropSettings()),
-            utkface_targets(frame, list(frame["file"])))
+            table_targets(frame, list(frame["file"]), labels.RACE7))
 
 
 def test_context_crop_holds_the_plain_crop_at_its_centre(chips):
@@ -63,11 +66,13 @@ def test_training_views_are_random_and_seeded_validation_views_are_fixed(chips):
     assert torch.equal(first, again)  # seeded, so a resumed run draws the same views
 
     val = ChipFaces(source, np.arange(6), targets, train=False)
-    x, gender, race, age = val[2]
+    x, gender, race, age, age_range = val[2]
     plain = crop_face(*_image_box_landmarks(source, 2))
     assert torch.equal(x, torch.cat([to_batch([plain]), to_batch([plain], flip=True)]))
     assert torch.equal(val[2][0], x)
-    assert (gender, race, age) == (targets.gender[2], targets.race[2], targets.age[2])
+    assert (gender, age) == (targets.gender[2], targets.age[2])
+    assert race.tolist() == targets.race[2].tolist() and race.sum() >= 1  # the 7 classes its label allows
+    assert torch.isnan(age_range).all()  # UTKFace gives years, not a range
 
 
 def _image_box_landmarks(source: Chips, row: int):

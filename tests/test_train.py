@@ -1,4 +1,5 @@
-"""The training loop on synthetic features: loss, resume, and two DDP ranks agreeing."""
+"""The training loop on synthetic features: losses for every kind of label, resume, a killed
+checkpoint, and two DDP ranks agreeing."""
 from __future__ import annotations
 
 import subprocess
@@ -13,7 +14,10 @@ import torch
 from facekit import labels
 from facekit.models.backbones import build_inception_resnet_v1
 from facekit.models.model import FEATURE_SIZE, FaceModel, ModelConfig
-from facekit.training.loop import Targets, TrainConfig, age_targets, fit, multitask_loss
+from facekit.training import checkpoint
+from facekit.training.loop import fit
+from facekit.training.recipe import TrainConfig
+from facekit.training.targets import Targets, age_targets, multitask_loss, race_sets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,14 +26,15 @@ def synthetic(faces: int = 96, seed: int = 0) -> tuple[np.ndarray, Targets]:
     """Pooled-feature-shaped inputs whose first dimensions carry the labels, so training can learn."""
     rng = np.random.default_rng(seed)
     gender = rng.integers(0, 2, faces)
-    race = rng.integers(0, 5, faces)
-    race[::7] = -1  # unknown ethnicity, as UTKFace has
+    race = rng.integers(0, len(labels.RACE7), faces)
+    allowed = np.eye(len(labels.RACE7), dtype=bool)[race]
+    allowed[::7] = False  # unknown ethnicity, as UTKFace has
     age = rng.uniform(1, 80, faces)
     x = rng.normal(size=(faces, 2, FEATURE_SIZE)).astype(np.float32)
     x[:, :, :32] += 2 * gender[:, None, None]
     x[:, :, 32:64] += race[:, None, None]
     x[:, :, 64:96] += age[:, None, None] / 20
-    return x, Targets(gender, race, age)
+    return x, Targets(gender, allowed, age, np.full((faces, 2), np.nan), np.zeros(faces, np.int64))
 
 
 def heads_model() -> FaceModel:
@@ -43,16 +48,55 @@ def test_age_target_is_a_distribution_peaking_at_the_age():
     assert target.argmax(1).tolist() == [0, 37, labels.AGE_MAX]
 
 
-def test_unknown_ethnicity_is_masked_out_of_the_loss():
-    outputs = {"gender": torch.randn(4, 2, requires_grad=True), "race": torch.randn(4, 5, requires_grad=True),
-               "age": torch.randn(4, labels.AGE_CLASSES, requires_grad=True)}
-    loss, parts = multitask_loss(outputs, torch.tensor([0, 1, 0, 1]), torch.full((4,), -1),
-                                 torch.tensor([20.0, 30, float("nan"), 40]), TrainConfig(), {})
+def _outputs(n: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return {"gender": torch.randn(n, 2, requires_grad=True), "race": torch.randn(n, 7, requires_grad=True),
+            "age": torch.randn(n, labels.AGE_CLASSES, requires_grad=True)}
+
+
+def test_unknown_labels_are_masked_out_of_the_loss():
+    outputs = _outputs(4)
+    nan = float("nan")
+    loss, parts = multitask_loss(outputs, torch.tensor([0, 1, 0, 1]), torch.zeros(4, 7, dtype=torch.bool),
+                                 torch.tensor([20.0, 30, nan, 40]), torch.full((4, 2), nan), TrainConfig(), {})
     loss.backward()
-    assert "race" not in parts and np.isfinite(float(loss))
+    assert "race" not in parts and np.isfinite(float(loss.detach()))
     assert outputs["race"].grad is None or float(outputs["race"].grad.abs().sum()) == 0.0
     assert float(outputs["age"].grad[2].abs().sum()) == 0.0  # the face without an age
     assert float(outputs["age"].grad[0].abs().sum()) > 0.0
+
+
+def test_a_coarse_ethnicity_label_trains_the_sum_of_its_classes():
+    import pandas as pd
+
+    frame = pd.DataFrame({"race": ["asian", "others", "white", None], "race7": [None, None, None, "indian"]})
+    allowed = race_sets(frame, labels.RACE7)
+    names = [[labels.RACE7[i] for i in np.flatnonzero(row)] for row in allowed]
+    assert names == [["east_asian", "southeast_asian"], ["latino_hispanic", "middle_eastern"], ["white"], ["indian"]]
+    outputs = _outputs(1)
+    nan = float("nan")
+    _, parts = multitask_loss(outputs, torch.tensor([-1]), torch.from_numpy(allowed[:1]), torch.tensor([nan]),
+                              torch.full((1, 2), nan), TrainConfig(), {})
+    probs = torch.softmax(outputs["race"][0], 0)
+    assert parts["race"] == pytest.approx(-float(torch.log(probs[3] + probs[4])), rel=1e-5)
+
+
+def test_an_age_range_trains_the_mass_inside_it():
+    outputs = _outputs(1)
+    _, parts = multitask_loss(outputs, torch.tensor([-1]), torch.zeros(1, 7, dtype=torch.bool),
+                              torch.tensor([float("nan")]), torch.tensor([[20.0, 29.0]]), TrainConfig(), {})
+    mass = torch.softmax(outputs["age"][0], 0)[20:30].sum()
+    assert parts["age"] == pytest.approx(-float(torch.log(mass)), rel=1e-5)
+
+
+def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    checkpoint.save_last(tmp_path, {"state": 1})
+    checkpoint.save_last(tmp_path, {"state": 2})
+    assert checkpoint.load_last(tmp_path)["state"] == 2
+    (tmp_path / checkpoint.LAST).write_bytes((tmp_path / checkpoint.LAST).read_bytes()[:40])  # killed mid-write
+    said = []
+    assert checkpoint.load_last(tmp_path, said.append)["state"] == 1
+    assert "cannot read" in said[0] and "previous" in said[0]
 
 
 def test_training_learns_and_resume_matches_an_uninterrupted_run(tmp_path):
@@ -61,19 +105,19 @@ def test_training_learns_and_resume_matches_an_uninterrupted_run(tmp_path):
     config = TrainConfig(out=str(tmp_path / "straight"), epochs=4, batch_size=16, lr=3e-3, patience=10)
     straight = heads_model()
     result = fit(straight, x, "repeat_2", targets, rows[:72], rows[72:], config, log=lambda _: None)
-    assert result["validation"]["gender"]["accuracy"] >= 0.8  # the signal is strong: chance is 0.5
+    assert result.validation[0]["gender_accuracy"] >= 0.8  # the signal is strong: chance is 0.5
 
     # 4 steps per epoch: stop in the middle of the second epoch, then twice more mid-way.
     interrupted = TrainConfig(**{**config.__dict__, "out": str(tmp_path / "resumed"), "session_steps": 6,
                                  "checkpoint_every": 0})
     first = fit(heads_model(), x, "repeat_2", targets, rows[:72], rows[72:], interrupted, log=lambda _: None)
-    assert not first["finished"]
+    assert not first.finished
     assert (tmp_path / "resumed" / "metrics.csv").read_text().count("\n") == 2  # header + 1 epoch
     for _ in range(2):
         resumed = heads_model()
         done = fit(resumed, x, "repeat_2", targets, rows[:72], rows[72:], interrupted, resume=True,
                    log=lambda _: None)
-    assert done["finished"]
+    assert done.finished
     assert (tmp_path / "resumed" / "metrics.csv").read_text().count("\n") == 5  # header + 4 epochs
     for key, value in straight.heads.state_dict().items():
         assert torch.allclose(value.float(), resumed.heads.state_dict()[key].float(), atol=1e-5), key
@@ -85,7 +129,8 @@ def test_two_ddp_ranks_end_with_the_same_parameters(tmp_path):
         import sys, torch, torch.distributed as dist
         sys.path.insert(0, {str(REPO / 'tests')!r})
         from test_train import synthetic, heads_model
-        from facekit.training.loop import TrainConfig, fit
+        from facekit.training.loop import fit
+        from facekit.training.recipe import TrainConfig
         import numpy as np
         x, targets = synthetic()
         rows = np.arange(len(x))

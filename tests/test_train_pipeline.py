@@ -14,7 +14,8 @@ from conftest import write_small_utkface
 from facekit.models.backbones import MS_CELEB, weights_path
 from facekit.models.model import load_checkpoint
 from facekit.predict import Predictor
-from facekit.training.loop import TrainConfig, run
+from facekit.training.recipe import TrainConfig
+from facekit.training.run import run
 
 
 @pytest.fixture()
@@ -39,7 +40,7 @@ def test_recipe_trains_saves_and_predicts(small_utkface, tmp_path, monkeypatch, 
 
     loaded = load_checkpoint(path)
     sidecar = loaded.metadata
-    assert sidecar["data"]["train"] == 32 and sidecar["data"]["val"] == 16
+    assert [(d["dataset"], d["train"], d["val"]) for d in sidecar["data"]] == [("utkface", 32, 16)]
     assert "non-commercial" in sidecar["licence"]
     assert set(sidecar["temperature"]) == {"gender", "race", "age"}
     assert all(t > 0 for t in sidecar["temperature"].values())

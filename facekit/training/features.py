@@ -140,7 +140,12 @@ def build_cache(
     if meta_path.exists():
         previous = json.loads(meta_path.read_text())
         if previous.get("complete"):
-            return open_cache(folder)
+            cache = open_cache(folder)
+            missing = set(files) - set(cache.index["file"])
+            if missing:
+                raise RuntimeError(f"the feature cache {folder} was built for other faces ({len(missing)} of these are "
+                                   f"not in it, e.g. {sorted(missing)[0]}): delete the folder to rebuild it")
+            return cache
     meta_path.write_text(json.dumps(meta, indent=2))
     position = {name: i for i, name in enumerate(files)}
     mode = "r+" if (folder / "activations.f16").exists() else "w+"
@@ -219,6 +224,6 @@ def table_hints(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """Each face's labelled box (x1, y1, x2, y2) where the table gives one (``x, y, w, h``)."""
     if not {"x", "y", "w", "h"} <= set(frame.columns):
         return {}
-    boxes = frame[["x", "y", "w", "h"]].to_numpy(np.float32)
+    boxes = frame[["x", "y", "w", "h"]].to_numpy(np.float32, copy=True)
     boxes[:, 2:] += boxes[:, :2]
     return {name: box for name, box in zip(frame["file"], boxes) if np.isfinite(box).all()}

@@ -1,0 +1,57 @@
+"""Paired preprocessing: what a face looks like to the network in training and at evaluation.
+
+Evaluation (and inference) sees the plain aligned crop and its mirror image, standardized;
+training sees one random view of a crop cut with extra context, so the alignment jitter
+below finds real pixels rather than repeated borders.
+"""
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from facekit.models.model import standardize, to_batch
+from facekit.vision.align import CropSettings
+
+# Extra pixels around the crop, as a share of its side on each edge: the jitter below moves,
+# shrinks and rotates the crop by up to ~15% of its half-side, and must find real pixels there.
+CONTEXT = 0.25
+
+
+def context_settings(crop: CropSettings) -> CropSettings:
+    """The crop with ``CONTEXT`` more on each edge; its centre ``crop.size`` square is ``crop`` itself."""
+    size = crop.size + 2 * round(crop.size * CONTEXT)
+    # crop_matrix scales the face to size / (1 + 2 margin): keep that scale at the larger size.
+    margin = (size * (1 + 2 * crop.margin) / crop.size - 1) / 2
+    return CropSettings(size=size, margin=margin, align=crop.align)
+
+
+class TrainPreset:
+    """A random view of a context crop (PIL in, standardized CHW float out): alignment jitter,
+    small rotation, flip, colour, a little greyscale and blur."""
+
+    def __init__(self, crop: CropSettings) -> None:
+        self.crop = context_settings(crop)
+        self.transform = v2.Compose([
+            v2.PILToTensor(),
+            v2.RandomAffine(degrees=10, translate=(0.03, 0.03), scale=(0.9, 1.1),
+                            interpolation=v2.InterpolationMode.BILINEAR),
+            v2.CenterCrop(crop.size),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
+            v2.RandomGrayscale(0.05),
+            v2.RandomApply([v2.GaussianBlur(5, sigma=(0.3, 1.5))], p=0.2),
+        ])
+
+    def __call__(self, face: Image.Image) -> torch.Tensor:
+        return standardize(self.transform(face)[None].float())[0]
+
+
+class EvalPreset:
+    """The crop and its mirror image, standardized as the predictor does: (2, 3, size, size)."""
+
+    def __init__(self, crop: CropSettings) -> None:
+        self.crop = crop
+
+    def __call__(self, face: Image.Image) -> torch.Tensor:
+        return torch.cat([to_batch([face]), to_batch([face], flip=True)])

@@ -1,0 +1,95 @@
+"""A training recipe: every option of a run as one dataclass, read from YAML, any field overridable.
+
+A recipe names its data either as one path (``data``, the single-dataset recipes) or as a list
+of datasets (``datasets``), each read by any facekit reader and drawn with its own weight.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from facekit import labels
+from facekit.vision.align import CropSettings
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset of a run.
+
+    ``weight`` scales how often each of its faces is drawn against the other datasets' faces
+    (1 = in proportion to its size). ``split`` is a ``file,split`` CSV; empty means the committed
+    split of a shipped dataset, or a seeded stratified split written into the run folder.
+    """
+
+    data: str
+    weight: float = 1.0
+    split: str = ""
+
+    @classmethod
+    def from_value(cls, value: "str | dict | DatasetSpec") -> "DatasetSpec":
+        if isinstance(value, DatasetSpec):
+            return value
+        if isinstance(value, str):
+            return cls(data=value)
+        unknown = set(value) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"dataset entry {value}: unknown keys {sorted(unknown)}")
+        return cls(**value)
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run; a recipe YAML sets any of these fields."""
+
+    data: str = ""  # one dataset (path for any reader); ignored when ``datasets`` is set
+    datasets: list = field(default_factory=list)  # DatasetSpec entries: {data, weight, split}
+    split: str = ""  # file,split CSV for ``data``; "" = its committed split
+    out: str = "runs/facekit"
+    trainable_from: str = ""  # "" trains the heads on pooled features; else a block of UPPER_BLOCKS
+    ethnicities: int = len(labels.RACE7)  # classes of the ethnicity head (7, or UTKFace's 5)
+    hidden: int = 512
+    dropout: float = 0.3
+    epochs: int = 30
+    batch_size: int = 256
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    lr: float = 1e-3  # heads
+    backbone_lr: float = 1e-4  # fine-tuned blocks
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    class_balanced: bool = False
+    age_sigma: float = 2.0  # years, of the Gaussian-smoothed age target
+    age_l1_weight: float = 0.05  # weight of |expected age - age|
+    loss_weights: dict = field(default_factory=lambda: {"gender": 1.0, "race": 1.0, "age": 1.0})
+    patience: int = 5  # epochs without validation improvement before stopping
+    seed: int = 0
+    workers: int = 0
+    limit: int = 0  # train on the first N training faces only (smoke runs); 0 = all
+    session_steps: int = 0  # stop after this many steps in one invocation (a session's budget); --resume goes on
+    checkpoint_every: int = 50  # steps between resumable checkpoints within an epoch
+    fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
+    init_from: str = ""  # a facekit checkpoint whose tensors (trained heads, fine-tuned blocks) start this run
+    images: bool = False  # train on faces cropped and augmented each step (facekit.training.augment), not the cache
+    crop_size: int = CropSettings().size  # pixels of the model's input; other than the default needs images
+
+    @classmethod
+    def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown options {sorted(unknown)}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+    def dataset_specs(self) -> list[DatasetSpec]:
+        """The run's datasets: ``datasets`` if given, else ``data`` with ``split``."""
+        if self.datasets:
+            return [DatasetSpec.from_value(entry) for entry in self.datasets]
+        if not self.data:
+            raise ValueError("a recipe needs `data` (one dataset) or `datasets` (a list)")
+        return [DatasetSpec(self.data, 1.0, self.split)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)

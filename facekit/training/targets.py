@@ -1,0 +1,167 @@
+"""What each face teaches: label arrays from any dataset table, and the multi-task loss over them.
+
+Datasets label faces differently, so a face trains only the heads its labels allow:
+- gender where known (perceived gender counts);
+- ethnicity as the *set* of the head's classes its label allows: a FairFace label is one of
+  the 7 classes, a UTKFace "asian" allows East and Southeast Asian, "others" allows Latino
+  and Middle Eastern; the loss maximises the probability of the set, so no label is wasted;
+- age as years (UTKFace: a distribution loss around the age), or as a range of years (FairFace's
+  bins, wider-dev's perceived groups: the loss maximises the age distribution's mass inside it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from facekit import labels
+
+
+@dataclass
+class Targets:
+    """Labels aligned with the inputs; each head's unknowns are marked so its loss skips them."""
+
+    gender: np.ndarray  # (n,) int, -1 unknown
+    race: np.ndarray  # (n, classes) bool: the classes the label allows; all False = unknown
+    age: np.ndarray  # (n,) years, NaN unknown
+    age_range: np.ndarray  # (n, 2) lowest and highest year a bin or group allows, NaN unknown
+    dataset: np.ndarray  # (n,) index into the run's dataset names
+
+    def subset(self, rows: np.ndarray) -> "Targets":
+        return Targets(self.gender[rows], self.race[rows], self.age[rows], self.age_range[rows], self.dataset[rows])
+
+    def __len__(self) -> int:
+        return len(self.gender)
+
+    def item(self, k: int) -> tuple:
+        """One face's targets as a data loader yields them (after the input)."""
+        return int(self.gender[k]), torch.from_numpy(self.race[k]), float(self.age[k]), torch.from_numpy(self.age_range[k])
+
+    @property
+    def race_known(self) -> np.ndarray:
+        return self.race.any(1)
+
+    def race_index(self) -> np.ndarray:
+        """The single class of each face whose label allows exactly one, else -1 (for accuracy)."""
+        single = self.race.sum(1) == 1
+        return np.where(single, self.race.argmax(1), -1)
+
+    @staticmethod
+    def concat(parts: list["Targets"]) -> "Targets":
+        return Targets(*(np.concatenate([getattr(p, name) for p in parts]) for name in
+                         ("gender", "race", "age", "age_range", "dataset")))
+
+
+def race_sets(frame: pd.DataFrame, classes: tuple[str, ...]) -> np.ndarray:
+    """(n, len(classes)) bool: the head classes each face's ethnicity label allows.
+
+    ``race7`` (FairFace's 7) is used where the table has it, else ``race`` (UTKFace's 5).
+    """
+    allowed = np.zeros((len(frame), len(classes)), bool)
+    position = {label: i for i, label in enumerate(classes)}
+    race7 = frame["race7"] if "race7" in frame else pd.Series([None] * len(frame), index=frame.index)
+    for row, (fine, coarse) in enumerate(zip(race7.astype(object), frame["race"].astype(object))):
+        if isinstance(fine, str) and fine:
+            members = (fine,) if classes == labels.RACE7 else (labels.FAIRFACE_TO_RACE[fine],)
+        elif isinstance(coarse, str) and coarse:
+            members = labels.RACE_TO_RACE7[coarse] if classes == labels.RACE7 else (coarse,)
+        else:
+            continue
+        allowed[row, [position[m] for m in members]] = True
+    return allowed
+
+
+def age_ranges(frame: pd.DataFrame) -> np.ndarray:
+    """(n, 2) years each face's age bin or perceived age group allows; NaN where it has years or nothing."""
+    ranges = np.full((len(frame), 2), np.nan)
+    years_known = frame["age"].notna().to_numpy()
+    bins = {label: (low, min(high, labels.AGE_MAX)) for label, low, high in labels.AGE_BINS}
+    groups = {label: (low, min(high, labels.AGE_MAX)) for label, low, high in labels.AGE_GROUPS}
+    for column, table in (("age_bin", bins), ("age_group", groups)):
+        if column not in frame:
+            continue
+        for row, value in enumerate(frame[column].astype(object)):
+            if not years_known[row] and isinstance(value, str) and np.isnan(ranges[row, 0]):
+                ranges[row] = table[value]
+    return ranges
+
+
+def table_targets(frame: pd.DataFrame, files: list[str], classes: tuple[str, ...], dataset: int = 0) -> Targets:
+    """Label arrays of a dataset table in the order of ``files`` (a feature cache's order)."""
+    indexed = frame.drop_duplicates("file").set_index("file").loc[files].reset_index()
+    return Targets(
+        gender=np.array(labels.encode(indexed["gender"], labels.GENDERS), np.int64),
+        race=race_sets(indexed, classes),
+        age=indexed["age"].to_numpy(np.float64),
+        age_range=age_ranges(indexed),
+        dataset=np.full(len(indexed), dataset, np.int64),
+    )
+
+
+def age_targets(age: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian-smoothed distribution over years 0..AGE_MAX centred on each true age."""
+    years = torch.arange(labels.AGE_CLASSES, dtype=torch.float32)
+    target = torch.exp(-0.5 * ((years[None] - age.clamp(0, labels.AGE_MAX)[:, None]) / sigma) ** 2)
+    return target / target.sum(1, keepdim=True)
+
+
+def set_nll(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Mean of -log P(class in the allowed set) over rows; a single-class set is cross-entropy."""
+    log_probs = F.log_softmax(logits, 1)
+    return -torch.logsumexp(log_probs.masked_fill(~allowed, float("-inf")), 1).mean()
+
+
+def multitask_loss(
+    outputs: dict[str, torch.Tensor],
+    gender: torch.Tensor,
+    race: torch.Tensor,
+    age: torch.Tensor,
+    age_range: torch.Tensor,
+    config,
+    class_weights: dict[str, torch.Tensor | None],
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Each head's loss over the faces that label it, weighted by ``config.loss_weights``.
+
+    Gender: cross-entropy (with ``config.label_smoothing``). Ethnicity: the set loss, mixed
+    with the mean negative log-probability over all classes for label smoothing. Age: years
+    give the distribution loss + ``age_l1_weight`` x |expected - true|; ranges give -log of
+    the mass inside the range.
+    """
+    parts: dict[str, torch.Tensor] = {}
+    known = gender >= 0
+    if known.any():
+        parts["gender"] = F.cross_entropy(outputs["gender"][known], gender[known], weight=class_weights.get("gender"),
+                                          label_smoothing=config.label_smoothing)
+    known = race.any(1)
+    if known.any():
+        logits, allowed = outputs["race"][known], race[known]
+        loss = set_nll(logits, allowed)
+        if config.label_smoothing:
+            uniform = -F.log_softmax(logits, 1).mean()
+            loss = (1 - config.label_smoothing) * loss + config.label_smoothing * uniform
+        parts["race"] = loss
+    age_parts = []
+    log_probs = F.log_softmax(outputs["age"], 1)
+    years = ~torch.isnan(age)
+    if years.any():
+        distribution = -(age_targets(age[years], config.age_sigma) * log_probs[years]).sum(1)
+        expected = (log_probs[years].exp() * torch.arange(labels.AGE_CLASSES, dtype=torch.float32)).sum(1)
+        age_parts.append(distribution + config.age_l1_weight * (expected - age[years]).abs())
+    ranged = ~torch.isnan(age_range[:, 0]) & ~years
+    if ranged.any():
+        grid = torch.arange(labels.AGE_CLASSES, dtype=torch.float32)[None]
+        inside = (grid >= age_range[ranged, :1]) & (grid <= age_range[ranged, 1:])
+        age_parts.append(-torch.logsumexp(log_probs[ranged].masked_fill(~inside, float("-inf")), 1))
+    if age_parts:
+        parts["age"] = torch.cat(age_parts).mean()
+    total = sum(config.loss_weights.get(head, 1.0) * value for head, value in parts.items())
+    return total, {head: float(value.detach()) for head, value in parts.items()}
+
+
+def balanced_weights(target: np.ndarray, classes: int) -> torch.Tensor:
+    """Inverse-frequency class weights (mean 1 over the classes present)."""
+    counts = np.bincount(target[target >= 0], minlength=classes).astype(np.float64)
+    return torch.tensor(counts.sum() / (classes * np.maximum(counts, 1)), dtype=torch.float32)
