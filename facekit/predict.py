@@ -322,7 +322,10 @@ def predict(images: ImageSource | Sequence[ImageSource]) -> list[ImageResult]:
 
 # The columns of a prediction row, in order: the one schema of the CLI's CSV/JSON, the app's
 # downloads and the Ray engine's parquet file. ``answer_fields`` fills the ANSWER_COLUMNS.
-ANSWER_COLUMNS = ("gender", "p_female", "race", *(f"p_{race}" for race in labels.RACES), "age", "age_low", "age_high")
+# The 7 classes that are not also one of the 5 (p_white, p_black and p_indian mean the same in both).
+RACE7_ONLY = tuple(race for race in labels.RACE7 if race not in labels.RACES)
+ANSWER_COLUMNS = ("gender", "p_female", "race", *(f"p_{race}" for race in labels.RACES),
+                  "race7", *(f"p_{race}" for race in RACE7_ONLY), "age", "age_low", "age_high")
 PREDICTION_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "det_score", *ANSWER_COLUMNS, "age_bin", "error")
 
 
@@ -330,6 +333,9 @@ def answer_fields(answer: FacePrediction) -> dict:
     """Each head's answer as row fields; also takes a ``track.TrackSummary``, which has the same answer fields."""
     row = {"gender": answer.gender, "p_female": round(answer.gender_probs["female"], 4), "race": answer.race}
     row.update({f"p_{race}": round(p, 4) for race, p in answer.race_probs.items()})
+    race7_probs = getattr(answer, "race7_probs", None) or {}  # empty from a 5-class model
+    row["race7"] = getattr(answer, "race7", None)
+    row.update({f"p_{race}": round(race7_probs[race], 4) if race7_probs else None for race in RACE7_ONLY})
     row.update({"age": answer.age, "age_low": answer.age_low, "age_high": answer.age_high})
     return row
 

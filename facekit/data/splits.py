@@ -18,6 +18,8 @@ from facekit.data.table import DatasetError, DatasetTable
 SPLIT_PATH = ASSETS / "utkface_split.csv"
 FAIRFACE_SPLIT_PATH = ASSETS / "fairface_val_split.csv"  # FairFace's validation images, split 80/10/10
 WIDER_SPLIT_PATH = ASSETS / "wider_dev_split.csv"  # wider-dev's val part is test; val comes from its train photos
+# The committed split of each shipped dataset, by reader name.
+COMMITTED_SPLITS = {"utkface": SPLIT_PATH, "fairface": FAIRFACE_SPLIT_PATH, "wider-dev": WIDER_SPLIT_PATH}
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FRACTIONS = {"val": 0.1, "test": 0.1}  # the rest is train
 SEED = 3
@@ -129,3 +131,15 @@ def load_split(table: DatasetTable, path: os.PathLike | str = SPLIT_PATH) -> Dat
         raise SplitMismatch(f"the split file {path} does not match the data: {'; '.join(problems)}")
     column = pd.Categorical(frame["file"].map(split.set_index("file")["split"]), categories=SPLITS)
     return dataclasses.replace(table, frame=frame.assign(split=column))
+
+
+def with_committed_split(table: DatasetTable) -> DatasetTable:
+    """The table with its shipped dataset's committed split, when the table holds exactly the faces that
+    split lists; otherwise unchanged (another copy or subset keeps any split its reader gave)."""
+    path = COMMITTED_SPLITS.get(table.dataset)
+    if path is None:
+        return table
+    try:
+        return load_split(table, path)
+    except SplitMismatch:
+        return table

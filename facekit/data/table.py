@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+import numpy as np
 import pandas as pd
 
 from facekit import labels
@@ -162,3 +163,12 @@ def resolve_images(
         return pd.Series([None] * len(paths), index=names.index, dtype=object)
     anomalies.extend(Anomaly(str(name), "image file not found") for name, ok in zip(names, exists) if not ok)
     return pd.Series([path if ok else None for path, ok in zip(paths, exists)], index=names.index, dtype=object)
+
+
+def labelled_boxes(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each face's labelled box (x1, y1, x2, y2) in its image, where the table gives one (``x, y, w, h``)."""
+    if not {"x", "y", "w", "h"} <= set(frame.columns):
+        return {}
+    boxes = frame[["x", "y", "w", "h"]].to_numpy(np.float32, copy=True)
+    boxes[:, 2:] += boxes[:, :2]
+    return {name: box for name, box in zip(frame["file"], boxes) if np.isfinite(box).all()}

@@ -35,8 +35,13 @@ PREDICTIONS_FILE = "predictions.csv"
 FORMAT = "facekit-evaluation/1"
 HEADS = ("gender", "race", "age")
 CLASSES = {"gender": labels.GENDERS, "race": labels.RACES, "age_bin": labels.AGE_BIN_LABELS}
-# Groups every metric is broken down by (true labels); race_gender is the crossing.
-FEATURES = ("gender", "race", "age_bin", "race_gender")
+# Face height in the original photo, for the attributes of small faces.
+FACE_SIZES = ((0, 20, "<20 px"), (20, 40, "20-40 px"), (40, 80, "40-80 px"), (80, float("inf"), "80+ px"))
+# Extra label columns a dataset may have, kept beside the predictions.
+EXTRA_TRUE = ("race7", "age_group", "skin", "face_px")
+# Predicted ages that read as "Senior": the wider-dev check of the age order.
+SENIOR_AGE = 50
+MAX_FACES = 10  # faces classified per cut when the labelled one must be found among them
 NO_FACE_NOTE = "images where the detector found no face are excluded from the head metrics"
 
 
@@ -52,18 +57,20 @@ def select_faces(data: Optional[os.PathLike | str], split: str = "test", limit: 
                  seed: int = 0) -> tuple[dict, pd.DataFrame]:
     """Dataset info and the rows to evaluate: one split (or ``all``), with images, ``limit`` sampled.
 
-    The default dataset is the UTKFace archive ``locate_utkface`` finds; UTKFace gets its
-    committed split. ``limit`` draws a seeded random sample, not the first rows: UTKFace's
+    The default dataset is the UTKFace archive ``locate_utkface`` finds; the shipped datasets
+    (UTKFace, FairFace val, wider-dev) get their committed splits, whose ``test`` part of
+    wider-dev is its own ``val`` photos. ``limit`` draws a seeded random sample, not the first rows: UTKFace's
     files sort by age, so the first 40 would all be babies.
     """
-    from facekit.data import DatasetError, load_split, locate_utkface, read_dataset
+    from facekit.data import DatasetError, locate_utkface, read_dataset
+    from facekit.data.splits import with_committed_split
 
     path = Path(data) if data else locate_utkface()
     if path is None:
         raise DatasetError("no dataset given and no UTKFace archive found: pass --data or set FACEKIT_UTKFACE")
     table = read_dataset(path)
-    if split != SPLIT_ALL and table.dataset == "utkface" and "split" not in table.frame:
-        table = load_split(table)
+    if split != SPLIT_ALL:
+        table = with_committed_split(table)
     frame = table.frame
     if split != SPLIT_ALL:
         if "split" not in frame:
@@ -121,14 +128,18 @@ def _probability_rows(probs: dict[str, np.ndarray]) -> pd.DataFrame:
 
     summary = metrics.age_point_and_interval(probs["age"])
     bins = np.array([list(age_bin_probs(p).values()) for p in probs["age"]]).reshape(-1, len(labels.AGE_BIN_LABELS))
+    heads = [("gender", labels.GENDERS, probs["gender"]), ("race", labels.RACES, probs["race"]),
+             ("age_bin", labels.AGE_BIN_LABELS, bins)]
     columns: dict[str, object] = {
         "gender_pred": [labels.GENDERS[i] for i in probs["gender"].argmax(1)],
         "race_pred": [labels.RACES[i] for i in probs["race"].argmax(1)],
         "age_pred": summary[:, 0].round(2), "age_low": summary[:, 1], "age_high": summary[:, 2],
         "age_bin_pred": [labels.AGE_BIN_LABELS[i] for i in bins.argmax(1)],
     }
-    for head, classes, values in (("gender", labels.GENDERS, probs["gender"]), ("race", labels.RACES, probs["race"]),
-                                  ("age_bin", labels.AGE_BIN_LABELS, bins)):
+    if "race7" in probs:
+        columns["race7_pred"] = [labels.RACE7[i] for i in probs["race7"].argmax(1)]
+        heads.append(("race7", labels.RACE7, probs["race7"]))
+    for head, classes, values in heads:
         for i, name in enumerate(classes):
             columns[f"p_{head}_{name}"] = values[:, i].round(5)
     return pd.DataFrame(columns)
@@ -139,12 +150,15 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
     """One row per image of ``frame``: its ``status`` (ok, no face, unreadable), detector output and predictions."""
     from facekit.vision.align import resize_chip
     from facekit.data import read_image_bytes
+    from facekit.data.table import labelled_boxes
+    from facekit.vision.detect import matching_face
     from facekit.vision.io import ImageError, load_image
 
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, not {crop!r}")
     parts = []
     started = time.time()
+    boxes = labelled_boxes(frame)  # a face cut from a crowd: the labelled one, not the largest
     for start in range(0, len(frame), batch_size):
         chunk = frame.iloc[start:start + batch_size]
         status, scores, data = [], [], []
@@ -157,21 +171,25 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
                 status.append(f"unreadable: {error}")
             scores.append(np.nan)
         readable = [i for i, d in enumerate(data) if d is not None]
-        probs: dict[str, list[np.ndarray]] = {"gender": [], "race": [], "age": []}
+        probs: dict[str, list[np.ndarray]] = {"gender": [], "race": [], "age": [], "race7": []}
         used: list[int] = []
         if crop == "detect":
             results = predictor.predict_images([data[i] for i in readable], [str(i) for i in readable])
             for i, result in zip(readable, results):
+                pick = None if result.error else matching_face(
+                    np.array([f.box for f in result.faces]).reshape(-1, 4), boxes.get(chunk["file"].iloc[i]))
                 if result.error:
                     status[i] = f"unreadable: {result.error}"
-                elif not result.faces:
+                elif pick is None:
                     status[i] = "no face"
                 else:
-                    face = result.faces[0]  # the largest
+                    face = result.faces[pick]
                     scores[i] = face.det_score
                     probs["gender"].append(np.array(list(face.gender_probs.values())))
                     probs["race"].append(np.array(list(face.race_probs.values())))
                     probs["age"].append(np.array(face.age_probs))
+                    if face.race7_probs is not None:
+                        probs["race7"].append(np.array(list(face.race7_probs.values())))
                     used.append(i)
         else:
             crops = []
@@ -183,14 +201,14 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
                     status[i] = f"unreadable: {error}"
             if crops:
                 batch = predictor.probabilities(crops)
-                for head in probs:
-                    probs[head] = list(batch[head])
+                probs.update({head: list(values) for head, values in batch.items()})
         rows = pd.DataFrame({"file": chunk["file"].to_numpy(), "image": chunk["image"].to_numpy(), "status": status,
                              "det_score": scores})
-        for column in ("gender", "race", "age", "age_bin"):
-            rows[f"{column}_true"] = chunk[column].astype(object).to_numpy()
+        for column in ("gender", "race", "age", "age_bin", *EXTRA_TRUE):
+            if column in chunk:
+                rows[f"{column}_true"] = chunk[column].astype(object).to_numpy()
         if used:
-            predicted = _probability_rows({head: np.stack(values) for head, values in probs.items()})
+            predicted = _probability_rows({head: np.stack(values) for head, values in probs.items() if values})
             predicted.index = used
             rows = rows.join(predicted)
         parts.append(rows)
@@ -200,6 +218,39 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
     return pd.concat(parts, ignore_index=True)
 
 
+def _categories(faces: pd.DataFrame, column: str, categories: tuple[str, ...]) -> pd.Series:
+    values = faces[column] if column in faces else pd.Series([None] * len(faces))
+    return pd.Series(pd.Categorical(values.astype(object).where(values.notna(), None), categories=categories))
+
+
+def _face_sizes(faces: pd.DataFrame) -> pd.Series:
+    """Each face's height in its original photo as one of ``FACE_SIZES``' groups."""
+    names = [name for _, _, name in FACE_SIZES]
+    if "face_px_true" not in faces:
+        return pd.Series(pd.Categorical([None] * len(faces), categories=names))
+    heights = pd.to_numeric(faces["face_px_true"], errors="coerce")
+    groups = [next((name for low, high, name in FACE_SIZES if low <= h < high), None) if h == h else None
+              for h in heights]
+    return pd.Series(pd.Categorical(groups, categories=names))
+
+
+def age_group_order(faces: pd.DataFrame) -> dict | None:
+    """Predicted age per perceived age group: do means rise from Young Adult to Senior, and how often
+    is a Senior face predicted at least ``SENIOR_AGE``? None without age-group labels."""
+    if "age_group_true" not in faces or faces["age_group_true"].isna().all():
+        return None
+    rows = []
+    for group in labels.AGE_GROUP_LABELS:
+        ages = faces.loc[faces["age_group_true"] == group, "age_pred"].astype(float)
+        rows.append({"group": group, "faces": int(len(ages)), "mean_age": float(ages.mean()) if len(ages) else None,
+                     "median_age": float(ages.median()) if len(ages) else None})
+    means = [r["mean_age"] for r in rows if r["mean_age"] is not None]
+    seniors = faces.loc[faces["age_group_true"] == "senior", "age_pred"].astype(float)
+    return {"groups": rows, "rising": bool(all(a < b for a, b in zip(means, means[1:]))),
+            "senior_age": SENIOR_AGE,
+            "senior_at_least": float((seniors >= SENIOR_AGE).mean()) if len(seniors) else None}
+
+
 def _group_features(faces: pd.DataFrame) -> dict[str, pd.Series]:
     """True-label groups of each evaluated face, in the schema's order; features nobody is labelled with are left out."""
     gender = pd.Categorical(faces["gender_true"], categories=labels.GENDERS)
@@ -207,6 +258,10 @@ def _group_features(faces: pd.DataFrame) -> dict[str, pd.Series]:
     crossed = [f"{r}/{g}" for r in labels.RACES for g in labels.GENDERS]
     features = {
         "gender": pd.Series(gender),
+        "race7": _categories(faces, "race7_true", labels.RACE7),
+        "skin": _categories(faces, "skin_true", labels.SKIN_TONES),
+        "age_group": _categories(faces, "age_group_true", labels.AGE_GROUP_LABELS),
+        "face_size": _face_sizes(faces),
         "race": pd.Series(race),
         "age_bin": pd.Series(pd.Categorical(faces["age_bin_true"], categories=labels.AGE_BIN_LABELS)),
         "race_gender": pd.Series(pd.Categorical(
@@ -254,6 +309,15 @@ def summarize(predictions: pd.DataFrame, *, model: dict, dataset: dict, crop: st
             summary[head] = {**report.to_dict(), "ece": calibration[head].ece}
         else:
             summary["notes"].append(f"{head}: no labels in this dataset, head skipped")
+    race7 = np.array(labels.encode(faces["race7_true"], labels.RACE7), np.int64) if "race7_true" in faces else None
+    if race7 is not None and "race7_pred" in faces and (race7 >= 0).any():
+        probs7 = faces[[f"p_race7_{c}" for c in labels.RACE7]].to_numpy(float)
+        report = metrics.classification_metrics(race7, probs7.argmax(1), labels.RACE7)
+        calibration["race7"] = metrics.calibration(race7, probs7)
+        summary["race7"] = {**report.to_dict(), "ece": calibration["race7"].ece}
+    order = age_group_order(faces)
+    if order is not None:
+        summary["age_group"] = order
     if (bins >= 0).any():
         summary["age"] = metrics.age_metrics(age, age_pred, low, high, bins, bin_pred).to_dict()
         calibration["age_bin"] = metrics.calibration(bins, probs["age_bin"])
@@ -308,7 +372,8 @@ def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.P
     if crop not in CROPS:
         raise ValueError(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
     dataset, frame = select_faces(data, split, limit, seed)
-    predictor = Predictor(checkpoint, max_faces=1, engine=engine)
+    # Faces cut from crowds are matched to their labelled box among every face found; else the largest counts.
+    predictor = Predictor(checkpoint, max_faces=MAX_FACES if {"x", "y", "w", "h"} <= set(frame) else 1, engine=engine)
     started = time.time()
     predictions = predict_faces(frame, predictor, crop, batch_size, log)
     seconds = time.time() - started

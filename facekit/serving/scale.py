@@ -43,7 +43,7 @@ def row_schema():
 
     from facekit.predict import PREDICTION_COLUMNS
 
-    types = {"file": pa.string(), "face": pa.int64(), "gender": pa.string(), "race": pa.string(),
+    types = {"file": pa.string(), "face": pa.int64(), "gender": pa.string(), "race": pa.string(), "race7": pa.string(),
              "age_bin": pa.string(), "error": pa.string()}
     return pa.schema([(column, types.get(column, pa.float64())) for column in PREDICTION_COLUMNS])
 

@@ -110,6 +110,8 @@ class TrackSummary:
     age: float  # median of the per-frame expected ages
     age_low: float  # 80% interval of the averaged age distribution
     age_high: float
+    race7: str | None = None  # from models with a 7-class head
+    race7_probs: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +121,11 @@ def summarize_track(track: Track) -> TrackSummary:
     gender = np.mean([[face.gender_probs[g] for g in labels.GENDERS] for face in track.faces], axis=0)
     race = np.mean([[face.race_probs[r] for r in labels.RACES] for face in track.faces], axis=0)
     _, low, high = age_summary(np.mean([face.age_probs for face in track.faces], axis=0))
+    fine = {}
+    if all(face.race7_probs for face in track.faces):
+        race7 = np.mean([[face.race7_probs[r] for r in labels.RACE7] for face in track.faces], axis=0)
+        fine = {"race7": labels.RACE7[int(race7.argmax())],
+                "race7_probs": {r: float(p) for r, p in zip(labels.RACE7, race7)}}
     return TrackSummary(
         track=track.id,
         first_seen=round(track.times[0], 3),
@@ -132,4 +139,5 @@ def summarize_track(track: Track) -> TrackSummary:
         age=round(float(np.median([face.age for face in track.faces])), 1),
         age_low=low,
         age_high=high,
+        **fine,
     )

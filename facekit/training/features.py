@@ -25,7 +25,7 @@ import torch
 
 from facekit.vision.align import CropSettings, crop_face, resize_chip
 from facekit.models.backbones import cache_dir, load_backbone, weights_digest
-from facekit.vision.detect import DetectorSettings, FaceDetector
+from facekit.vision.detect import DetectorSettings, FaceDetector, matching_face
 from facekit.vision.io import ImageError, load_image
 from facekit.models.model import FEATURE_SIZE, FaceModel, ModelConfig, to_batch
 
@@ -75,30 +75,6 @@ def open_cache(folder: Path) -> FeatureCache:
     if not meta.get("complete"):
         raise RuntimeError(f"feature cache {folder} is incomplete: rerun `facekit train features` to resume it")
     return FeatureCache(folder, meta["faces"], tuple(meta["activation_shape"]))
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of each box of ``a`` (n, 4) with the single box ``b`` (4,), boxes as x1, y1, x2, y2."""
-    x1, y1 = np.maximum(a[:, 0], b[0]), np.maximum(a[:, 1], b[1])
-    x2, y2 = np.minimum(a[:, 2], b[2]), np.minimum(a[:, 3], b[3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / np.maximum(area, 1e-9)
-
-
-# A detection is the labelled face when it overlaps the labelled box at least this much.
-HINT_IOU = 0.3
-
-
-def _pick_face(found, hint: np.ndarray | None) -> int | None:
-    """Index of the detection to crop: the largest, or the one best matching ``hint``; None for the fallback."""
-    if not len(found):
-        return None
-    if hint is None:
-        return 0
-    overlap = box_iou(found.boxes, hint)
-    best = int(overlap.argmax())
-    return best if overlap[best] >= HINT_IOU else None
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:
@@ -169,7 +145,7 @@ def build_cache(
             crops, rows = [], []
             for (name, image), found in zip(decoded, detections):
                 hint = hints.get(name)
-                pick = _pick_face(found, hint)
+                pick = matching_face(found.boxes, hint)
                 if pick is not None:
                     crops.append(crop_face(image, found.boxes[pick], found.landmarks[pick], config.crop))
                     rows.append({"file": name, "detected": True, "det_score": float(found.scores[pick]),
@@ -218,12 +194,3 @@ def table_images(frame: pd.DataFrame) -> Iterator[tuple[str, bytes]]:
     for name, image in zip(frame["file"], frame["image"]):
         if image is not None:
             yield name, read_image_bytes(image)
-
-
-def table_hints(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each face's labelled box (x1, y1, x2, y2) where the table gives one (``x, y, w, h``)."""
-    if not {"x", "y", "w", "h"} <= set(frame.columns):
-        return {}
-    boxes = frame[["x", "y", "w", "h"]].to_numpy(np.float32, copy=True)
-    boxes[:, 2:] += boxes[:, :2]
-    return {name: box for name, box in zip(frame["file"], boxes) if np.isfinite(box).all()}

@@ -20,20 +20,16 @@ import pandas as pd
 
 from facekit.data import read_dataset
 from facekit.data.licences import licence_note
-from facekit.data.splits import FAIRFACE_SPLIT_PATH, SPLIT_PATH, WIDER_SPLIT_PATH, load_split, make_split, write_split
-from facekit.data.table import DatasetTable
+from facekit.data.splits import COMMITTED_SPLITS, load_split, make_split, write_split
+from facekit.data.table import DatasetTable, labelled_boxes
 from facekit.data.utkface import is_archive, iter_utkface_images
 from facekit.models.model import FaceModel, ModelConfig, load_checkpoint, save_checkpoint
-from facekit.training.features import CACHE_AT, FeatureCache, build_cache, table_hints, table_images
+from facekit.training.features import CACHE_AT, FeatureCache, build_cache, table_images
 from facekit.training.loop import TrainableNet, averaged_probs, distributed, face_dataset, fit, view_logits
 from facekit.training.recipe import DatasetSpec, TrainConfig
 from facekit.training.targets import Targets, table_targets
 from facekit.training.validation import dataset_scores, fit_temperatures
 from facekit.vision.align import CropSettings
-
-# The committed splits of the shipped datasets, by reader name.
-COMMITTED_SPLITS = {"utkface": SPLIT_PATH, "fairface": FAIRFACE_SPLIT_PATH, "wider-dev": WIDER_SPLIT_PATH}
-
 
 @dataclass
 class PreparedDataset:
@@ -69,7 +65,7 @@ def prepare(spec: DatasetSpec, index: int, out: Path, classes: tuple[str, ...], 
     source = Path(spec.data).expanduser()
     images = iter_utkface_images(source) if is_archive(source) else table_images(frame.sort_values("file"))
     cache = build_cache(source, files, images, ModelConfig(trainable_from=CACHE_AT), log=log,
-                        hints=table_hints(frame))
+                        hints=labelled_boxes(frame))
     cached = cache.index["file"].tolist()  # every cached face, in cache order (a cache may hold test faces too)
     split = frame.set_index("file").loc[cached, "split"].astype(str).to_numpy()
     return PreparedDataset(table.dataset, spec, table, cache, table_targets(frame, cached, classes, index), split)

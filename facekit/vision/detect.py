@@ -56,6 +56,33 @@ class Detection:
         return len(self.boxes)
 
 
+def box_iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """IoU of each of ``boxes`` (n, 4) with one ``box`` (4,), all as x1, y1, x2, y2."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x1, y1 = np.maximum(boxes[:, 0], box[0]), np.maximum(boxes[:, 1], box[1])
+    x2, y2 = np.minimum(boxes[:, 2], box[2]), np.minimum(boxes[:, 3], box[3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    union = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) + (box[2] - box[0]) * (box[3] - box[1]) - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+# A detection is a labelled face when it overlaps the labelled box at least this much: looser than
+# detection benchmarks' 0.5, since a dataset's box and MTCNN's box frame a face differently.
+MATCH_IOU = 0.3
+
+
+def matching_face(boxes: np.ndarray, labelled: np.ndarray | None) -> int | None:
+    """Which detected box is the labelled face: the largest (index 0) without a label box, else the one
+    overlapping it most if it overlaps at least ``MATCH_IOU``; None when no detection is that face."""
+    if len(boxes) == 0:
+        return None
+    if labelled is None:
+        return 0
+    overlap = box_iou(boxes, labelled)
+    best = int(overlap.argmax())
+    return best if overlap[best] >= MATCH_IOU else None
+
+
 class FaceDetector:
     """MTCNN with facekit's defaults; call it on one PIL image or a list of them."""
 
