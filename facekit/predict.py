@@ -152,8 +152,8 @@ ENGINES = ("auto", "int8", "onnx", "torch")
 def _one_torch_thread() -> None:
     """A predictor worker's initializer: this thread's torch ops run on one thread.
 
-    MTCNN's ops are too small to split: on this machine's 2 cores a 640 px photo took 23 ms on
-    one thread and 30-45 ms on two, and one-thread workers detect two photos at once. Torch
+    MTCNN's ops are too small to gain from a second thread, so one-thread workers detecting
+    photos side by side use the cores better than one photo on all of them. Torch
     keeps a thread count per thread, taken from the process's count when the thread first
     asks (hence the read before the write); fixing it here, once, makes every detection run
     on one thread, so its result does not depend on which thread ran it.
@@ -165,17 +165,17 @@ def _one_torch_thread() -> None:
 class Predictor:
     """Detector + model, loaded once. ``max_faces`` bounds the work per photo (largest first).
 
-    ``engine="onnx"`` runs the network through its cached ONNX graph (facekit.models.export), about
-    twice as fast on CPU with the same outputs; ``"int8"`` runs the graph quantized with the
-    calibration ranges beside the checkpoint, about three times faster again; ``"torch"`` runs
-    the PyTorch model, which Grad-CAM and training always use. ``"auto"`` is int8 where the
-    checkpoint has its calibration (the shipped one does: on validation it keeps accuracy
-    within 0.1 points of the float graph) and onnx otherwise.
+    ``engine="onnx"`` runs the network through its cached ONNX graph (facekit.models.export),
+    faster on CPU with the same outputs; ``"int8"`` runs the graph quantized with the
+    calibration ranges beside the checkpoint, faster again; ``"torch"`` runs the PyTorch
+    model, which Grad-CAM and training always use. ``"auto"`` is int8 where the checkpoint has
+    its calibration (the shipped one does, checked against the float graph on validation) and
+    onnx otherwise.
 
     Photos go to ``workers`` threads (default: one per core), each with one torch thread (see
     ``_one_torch_thread``). A single photo gets the network with torch's thread count; several
-    photos at once get a one-thread copy of the network per worker, which on 2 cores doubled
-    the throughput.
+    photos at once get a one-thread copy of the network per worker, so each core works on its
+    own photo.
     """
 
     def __init__(
@@ -250,8 +250,8 @@ class Predictor:
         return head_probabilities(self.model, crops, self.flip_average, self.forward)
 
     def _predict_one(self, source: ImageSource, name: str, forward: Callable) -> ImageResult:
-        """One photo, start to end. MTCNN runs per photo: its batch mode, good for 200 px chips, was
-        slower here on 640 px photos (61 ms against 32 ms a photo, 8 at once)."""
+        """One photo, start to end. MTCNN runs per photo: its batch mode pays off for small chips,
+        not for full-size photos."""
         result = ImageResult(source=name)
         started = time.perf_counter()
         try:

@@ -3,8 +3,8 @@
 A thin page: ``streamlit-webrtc`` carries the frames, ``facekit.serving.live.LiveAnalyzer`` (one per
 session, in ``st.session_state["live_analyzer"]``) draws the boxes and runs the model in
 the background. The model is its own cached resource, ``facekit.serving.live.live_predictor``
-(320 px detection, no flip average: about twice as fast as the Predict page's ``Predictor``,
-whose settings it cannot share), so the app holds the model twice (about 45 MB more).
+(320 px detection, no flip average: settings for speed that the Predict page's ``Predictor``
+cannot share), so the app holds the model twice (one more copy in memory).
 
 STUN/TURN: by default no ICE server is used, which works when the browser reaches the
 server directly (localhost, one network). For a remote deployment set the environment

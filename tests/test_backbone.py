@@ -39,8 +39,8 @@ def test_a_missing_keras_tensor_fails_the_conversion(keras_file, tmp_path):
 def utk_embeddings(utkface_archive):
     """Pooled 1792-d features (what the heads read) of the archive chips of 300 train and 150
     val faces of the committed split, original and (val only) flipped. The 128-d identity embedding
-    after the bottleneck carries less linear gender signal (~0.80 with 3,000 faces), as an
-    identity loss would have it; the heads sit on the pooled features."""
+    after the bottleneck carries less linear gender signal, as an identity loss would have it;
+    the heads sit on the pooled features."""
     from facekit.data import load_split, open_image, read_utkface
 
     frame = load_split(read_utkface(utkface_archive)).frame

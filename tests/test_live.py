@@ -25,7 +25,7 @@ PAGE = str(Path(__file__).parents[1] / "pages" / "6_Live.py")
 FRAME = (640, 480)
 LABEL = re.compile(rf"^\d+: (Male|Female) \d+%, ({'|'.join(map(labels.display, labels.RACES))}) \d+%, "
                    r"\d+ y \(\d+-\d+\)$")
-TIMEOUT = 60.0  # seconds for a model run on two busy cores; runs take about 0.1 s
+TIMEOUT = 60.0  # seconds for a model run on busy cores: a generous bound, far above a normal run
 
 
 def webcam_frame(dx: int = 0) -> tuple[np.ndarray, tuple[float, float, float, float]]:

@@ -1,13 +1,12 @@
-"""The model as an ONNX graph run by ONNX Runtime: the same outputs, about twice as fast on CPU.
+"""The model as an ONNX graph run by ONNX Runtime: the same outputs, faster on CPU.
 
 PyTorch stays the source of truth (training, Grad-CAM, checkpoints). For inference, the
 loaded ``FaceModel`` is exported once and the graph cached under the user cache, keyed by
 a hash of every tensor and the torch version, so a new checkpoint or a new exporter gets a
-new graph and nothing is ever shipped twice. On 2 cores ONNX Runtime runs the network in
-about half of eager PyTorch's time at batch 1, and the test suite checks that its outputs
-match PyTorch's to 1e-4.
+new graph and nothing is ever shipped twice. ONNX Runtime runs the network faster than eager
+PyTorch on CPU, and the test suite checks that its outputs match PyTorch's to 1e-4.
 
-An int8 graph runs the network about three times faster again. Its activation ranges are
+An int8 graph runs the network faster again (timings: docs/benchmarks.md). Its activation ranges are
 measured once on real training crops (``calibrate_int8``) and kept beside the checkpoint in
 ONNX Runtime's calibration-cache JSON, so every machine quantizes the same graph the same
 way without the training data; the quantized graph itself is built at first use and cached.
@@ -98,7 +97,7 @@ class OnnxModel:
 
 
 def onnx_path(model: FaceModel) -> Path:
-    """The cached float graph of ``model``, exported first if this model has none yet (~10 s, once)."""
+    """The cached float graph of ``model``, exported first if this model has none yet (slow, once)."""
     path = cache_dir() / "onnx" / f"facemodel-{model_digest(model)}.onnx"
     if not path.exists():
         export_onnx(model, path)
@@ -170,7 +169,7 @@ def calibrate_int8(model: FaceModel, batches: Iterable[torch.Tensor], ranges: Pa
 
 
 def int8_model(model: FaceModel, ranges: Path, threads: int | None = None) -> OnnxModel:
-    """The int8 graph of ``model`` quantized with the calibration ``ranges`` (built once, ~4 s, then cached).
+    """The int8 graph of ``model`` quantized with the calibration ``ranges`` (built once, then cached).
 
     Raises ValueError when the ranges were measured for other weights. The weights are hashed
     once per load; the float graph is looked up only when the int8 one must be built.

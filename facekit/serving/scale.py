@@ -23,9 +23,9 @@ import numpy as np
 from facekit.vision.io import IMAGE_SUFFIXES, collect_uploads
 
 INSTALL_HINT = "pip install 'facekit[ray]'"
-# Measured on 2 cores (load 5-6): one actor with 2 threads ran 64 photos in 13-15 s, two 1-thread
-# actors in 17-19 s (two model loads compete for the cores; they only caught up at 256 photos,
-# 32 s vs 36 s). An actor's predictor works on ``threads`` photos at once, one thread each.
+# One actor with 2 threads rather than two 1-thread actors: every actor loads the model, and on a
+# small machine those loads compete for the cores, so fewer actors start working sooner
+# (timings: docs/benchmarks.md). An actor's predictor works on ``threads`` photos at once, one thread each.
 THREADS_PER_ACTOR = 2
 READABLE = "_readable"  # per-row flag from the actors for the summary; never written
 GLOB_CHARACTERS = "*?["
@@ -199,7 +199,7 @@ def predict_with_ray(
         size = actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
         started = time.perf_counter()
         # Reads reserve no CPU: they are I/O, and the actor pool holds every core, so a read task that
-        # waited for a free CPU would never run (measured: the job hung with 2 actors on 2 CPUs). Without
+        # waited for a free CPU would never run (a job with as many actors as CPUs hangs). Without
         # a CPU to wait for, Ray would start a worker process per read task at once; one per actor keeps
         # the reads ahead of the model without starting 8 to 16 Python processes on 2 cores.
         try:
@@ -217,7 +217,7 @@ def predict_with_ray(
         dataset = dataset.map_batches(
             PredictBatch, batch_size=batch, batch_format="numpy", num_cpus=threads,
             # One batch queued per actor: otherwise the first actor to finish loading takes every
-            # queued batch while the others are still loading (measured: 42 of 64 photos on one actor).
+            # queued batch while the others are still loading, and does most of the work alone.
             compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
             fn_constructor_kwargs={"model": str(model) if model else None, "max_faces": max_faces,
                                    "threads": threads, "prefix": name_prefix(paths)})

@@ -33,7 +33,7 @@ from facekit.serving.track import IoUTracker, TrackSummary, summarize_track
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 DEMUXERS = "mov,avi,matroska"  # FFmpeg's names: mov also reads MP4/M4V, matroska also WebM
 SAMPLE_FPS = 2.0
-MAX_FRAMES = 1200  # sampled frames per video: 10 minutes at 2 per second, about 10 minutes of work on 2 cores
+MAX_FRAMES = 1200  # sampled frames per video: 10 minutes at 2 per second, so one upload cannot ask for hours of work
 MAX_SECONDS = 3600.0  # video time read; anything later is left out, and the result says so
 MAX_PIXELS = 7680 * 4320  # 8K: one larger frame would take over 100 MB as RGB
 BATCH_PIXELS = 16_000_000  # frames decoded and held per batch: 8 at 1080p, 1 at 8K

@@ -43,7 +43,7 @@ BENCH_PHOTOS = "bench-photos-v2"  # a new name whenever the way photos are made 
 FOLDER_PASSES = 5
 LABELS_FILE = "photos.csv"  # file, gender (empty when unknown), kind
 
-# Targets of issue 8 for a single-face ~640 px photo on 2 CPU cores.
+# Targets for a single-face ~640 px photo on 2 CPU cores.
 TARGET_P50_MS = 50.0
 TARGET_FACES_PER_S = 40.0
 TARGET_APP_START_S = 6.0
@@ -480,7 +480,7 @@ def run_bench(images: Optional[Path] = None, peer: bool = True, app: bool = True
 
 
 def targets(result: BenchResult) -> list[Target]:
-    """Issue 8's targets with the measured value; targets that could not be measured are left out."""
+    """The targets with the measured value; targets that could not be measured are left out."""
     out = [Target("end-to-end p50 (ms)", f"<= {TARGET_P50_MS:g}", result.end_to_end.p50_ms,
                   result.end_to_end.p50_ms <= TARGET_P50_MS),
            Target("folder throughput (faces/s)", f">= {TARGET_FACES_PER_S:g}", result.folder_faces_per_s,

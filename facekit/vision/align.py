@@ -4,7 +4,7 @@ Training and inference share this one function: the model is trained on UTKFace 
 re-detected by MTCNN and cropped here, and every photo at inference goes through the
 same detector and crop. The crop is a similarity transform (rotation, scale, shift)
 that maps the five MTCNN landmarks onto a template: the median landmark position of
-MTCNN on UTKFace's aligned chips (measured on 300 chips). With ``margin=0`` a crop of a
+MTCNN on UTKFace's aligned chips (the median over 300 chips). With ``margin=0`` a crop of a
 photo therefore has the geometry of a UTKFace chip; ``margin`` zooms out by that share of
 the crop's side on each edge.
 """

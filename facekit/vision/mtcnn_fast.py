@@ -31,8 +31,8 @@ from torch import nn
 
 def summed_area_table(images: np.ndarray) -> torch.Tensor:
     """(B, H+1, W+1, C) sums of all pixels above and left of each corner of (B, H, W, C) uint8
-    images. Sums are exact integers: int32 holds them up to 8.4 million pixels (a third faster
-    than float64, which the rare larger photo gets)."""
+    images. Sums are exact integers: int32 holds them up to 8.4 million pixels and is quicker to
+    build than float64, which the rare larger photo gets."""
     batch, height, width, channels = images.shape
     dtype = torch.int32 if 255 * height * width < 2**31 else torch.float64
     table = torch.empty(batch, height + 1, width + 1, channels, dtype=dtype)
@@ -40,7 +40,7 @@ def summed_area_table(images: np.ndarray) -> torch.Tensor:
     table[:, :, 0] = 0
     inner = table[:, 1:, 1:]
     pixels = torch.from_numpy(np.require(images, np.uint8, "CW"))  # torch wants a writable array
-    # Both passes write into the table: out-of-place passes and their temporaries took twice as long.
+    # Both passes write into the table: out-of-place passes would allocate table-sized temporaries.
     torch.cumsum(pixels, 2, dtype=dtype, out=inner)
     inner.cumsum_(1)
     return table
@@ -184,7 +184,7 @@ def detect_face(images: np.ndarray, minsize, pnet, rnet, onet, threshold, factor
 
 class ChannelsLastMaxPool(nn.Module):
     """A max-pool layer of R-Net or O-Net run on a channels-last copy: PyTorch's NCHW max-pool
-    CPU kernel took two thirds of their time, the channels-last one a tenth of that. Maxima are
+    CPU kernel dominated their time and its channels-last kernel is far quicker. Maxima are
     exact, so the output is the same. (P-Net's input is channels-last already.)"""
 
     def __init__(self, pool: nn.MaxPool2d) -> None:
@@ -207,8 +207,8 @@ def trace_nets(mtcnn: nn.Module) -> None:
     """Replace MTCNN's P-, R- and O-Net (in place) by TorchScript traces of themselves.
 
     A traced net runs all its layers in C++ with the GIL released instead of one Python call
-    per layer. On this machine, with one torch thread, a 640 px photo took a fifth less time
-    and two threads detected 1.75 times as fast as one instead of 1.6. The ops are the same, so
+    per layer, so a photo detects faster and other threads run meanwhile, which helps when
+    photos are detected side by side (timings: docs/speed-history.md). The ops are the same, so
     are the bits (the tests compare with facenet-pytorch). ``torch.jit.trace`` is deprecated
     for ``torch.export``, whose programs run layer by layer in Python again; the torch that
     torchvision 0.29 pins still has it.
