@@ -360,7 +360,8 @@ def data_index(
 def evaluate(
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Labelled dataset in any format the readers know "
-                                                             "(default: the UTKFace archive)."),
+                                                             "(default: the UTKFace archive), or a CSV of face boxes "
+                                                             "(photo,x,y,w,h) for detection recall by face size."),
     split: str = typer.Option("test", "--split", help="train, val, test, or all."),
     json_out: bool = typer.Option(False, "--json", help="Print the evaluation JSON instead of the summary."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write evaluation.json, predictions.csv, report.md, "
@@ -384,6 +385,9 @@ def evaluate(
 
     if crop not in CROPS:
         fail(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
+    if data is not None and _is_face_box_csv(data):
+        _evaluate_detection(data, json_out, out)
+        return
     try:
         result = run_evaluation(model, data, split=split, limit=limit, crop=crop, n_boot=bootstrap,
                                 min_group=min_group, engine=engine, log=lambda line: typer.echo(line, err=True))
@@ -406,6 +410,45 @@ def evaluate(
         gaps = gap_table(result.summary)
         for _, gap in gaps[gaps["metric"].isin(["gender.accuracy", "race.accuracy", "age.mae"])].iterrows():
             typer.echo(gap_sentence(gap))
+
+
+def _is_face_box_csv(path: Path) -> bool:
+    from facekit.data.table import DatasetError, read_csv
+    from facekit.data.wider import is_wider_photos_header
+
+    if not path.is_file() or not path.name.lower().endswith(".csv"):
+        return False
+    try:
+        return is_wider_photos_header(list(read_csv(path, nrows=0).columns))
+    except DatasetError:
+        return False
+
+
+def _evaluate_detection(data: Path, json_out: bool, out: Optional[Path]) -> None:
+    """``facekit evaluate --data boxes.csv``: detection recall by face size, precision and false boxes."""
+    import json
+
+    from facekit.data.table import DatasetError
+    from facekit.evaluation.detection import read_boxes, evaluate_detection
+
+    try:
+        report = evaluate_detection(read_boxes(data), source=str(data),
+                                    log=lambda line: typer.echo(line, err=True))
+    except DatasetError as error:
+        fail(str(error))
+    summary = report.to_dict()
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "detection.json").write_text(json.dumps(summary, indent=1) + "\n")
+        typer.echo(f"wrote {out / 'detection.json'}", err=True)
+    if json_out:
+        typer.echo(json.dumps(summary, indent=1))
+        return
+    typer.echo(f"{report.photos} photos, {report.faces} faces, {report.detections} detections, "
+               f"{report.false_boxes_per_photo:.2f} false boxes per photo, {report.seconds_per_photo * 1000:.0f} ms per photo")
+    for size in report.by_size:
+        shown = f"{size.recall:.1%}" if size.recall is not None else "n/a"
+        typer.echo(f"  faces {size.size:>9}: {size.found}/{size.faces} found ({shown})")
 
 
 @app.command()
