@@ -1,7 +1,7 @@
 """Live video: every frame comes back boxed and labelled at once; the model catches up in the background.
 
-The model is far slower than a webcam (about 100 ms per 640x480 frame with one face on two
-busy cores, against 33 ms between frames), so it cannot run on every frame. ``LiveAnalyzer``
+The model takes longer per frame than a webcam leaves between frames, so it cannot run on
+every frame. ``LiveAnalyzer``
 splits the work:
 
 - ``process(frame)`` is called for every frame (by the video thread). It hands the frame
@@ -71,16 +71,15 @@ def ice_servers(environ: dict[str, str] | None = None) -> list[dict]:
 
 
 def live_predictor(checkpoint: str | Path | None = None) -> Predictor:
-    """The shipped model with settings for speed; about 100 ms instead of 220 ms per frame here.
+    """The shipped model with settings for speed, so the boxes keep up with the video.
 
-    Trade-offs against the Predict page's settings, both measured on a 640x480 frame with one
-    face on two cores at load ~2.5 (ONNX engine; at load ~4 it was 140 ms against 220 ms):
+    Trade-offs against the Predict page's settings (timings: docs/benchmarks.md):
 
-    - detection on a copy at most ``DETECT_SIDE`` (320) pixels wide, not 640: 40 ms instead
-      of 95 ms, but faces smaller than about 40 pixels in a 640 pixel frame (people a few
-      metres from a webcam) are missed. Crops still come from the full-size frame.
+    - detection on a copy at most ``DETECT_SIDE`` (320) pixels wide, not 640: much quicker,
+      but faces smaller than about 40 pixels in a 640 pixel frame (people a few metres from a
+      webcam) are missed. Crops still come from the full-size frame.
     - no flip average (one model pass per face, not the mean of the face and its mirror
-      image): 62 ms instead of 120 ms, and probabilities a little less steady. The live
+      image): half the network's work, and probabilities a little less steady. The live
       labels average each face over its last ``SMOOTHING`` model runs instead.
     - at most ``MAX_FACES`` faces classified per frame, so a crowd does not stall the boxes.
     """
@@ -120,8 +119,8 @@ def _rgb(color: str) -> tuple[int, int, int]:
 def draw_overlays(frame: np.ndarray, overlays: list[Overlay]) -> np.ndarray:
     """A copy of an RGB frame with each face's box and label, the label above the box (below at the top edge).
 
-    OpenCV on the array rather than ``viz.annotate_faces``: it runs on every frame, and here
-    took 0.1 ms per 640x480 frame against 2.6 ms for the PIL round trip with its font.
+    OpenCV on the array rather than ``viz.annotate_faces``: it runs on every frame, and drawing
+    in place costs far less than the PIL round trip with its font.
     """
     drawn = frame.copy()
     height, width = frame.shape[:2]

@@ -31,7 +31,7 @@ from facekit.models.model import FEATURE_SIZE, FaceModel, ModelConfig, to_batch
 
 VIEWS = 2  # original and horizontally flipped
 # Activations are cached where this block starts: its input is 896x8x8 at 160 px, deep
-# enough that fine-tuning from here costs ~23 ms per face on two cores, not ~64 ms.
+# enough that fine-tuning from here costs a fraction of fine-tuning the whole network.
 CACHE_AT = "repeat_2"
 # The detector that made the training crops: MTCNN's own defaults, pinned here so that faster
 # inference defaults (facekit.vision.detect.DetectorSettings) never change what training sees.

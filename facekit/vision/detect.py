@@ -1,8 +1,7 @@
 """Find every face in a photo: boxes, five landmarks and scores, via facenet-pytorch's MTCNN.
 
 Its nets and weights are facenet-pytorch's; the pipeline around them is
-``facekit.vision.mtcnn_fast.detect_face``, which gives facenet-pytorch's result bit for bit in about
-half the time.
+``facekit.vision.mtcnn_fast.detect_face``, which gives facenet-pytorch's result bit for bit, faster.
 
 Detection looks for faces down to a size given in the original photo's pixels, on a copy
 shrunk to at most ``max_side`` (bounded time and memory for huge photos); boxes and
