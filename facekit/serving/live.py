@@ -75,9 +75,9 @@ def live_predictor(checkpoint: str | Path | None = None) -> Predictor:
 
     Trade-offs against the Predict page's settings (timings: docs/benchmarks.md):
 
-    - detection on a copy at most ``DETECT_SIDE`` (320) pixels wide, not 640: much quicker,
-      but faces smaller than about 40 pixels in a 640 pixel frame (people a few metres from a
-      webcam) are missed. Crops still come from the full-size frame.
+    - detection on a copy at most ``DETECT_SIDE`` (320) pixels wide, looking for faces of at
+      least ``LIVE_MIN_FACE`` pixels of the frame: much quicker, but people a few metres from
+      the webcam are missed. Crops still come from the full-size frame.
     - no flip average (one model pass per face, not the mean of the face and its mirror
       image): half the network's work, and probabilities a little less steady. The live
       labels average each face over its last ``SMOOTHING`` model runs instead.

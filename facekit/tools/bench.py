@@ -285,7 +285,7 @@ def measure_facekit(photos: Sequence[Photo], big_batch: int = 32, log: Callable[
 
     folder = photos[0].path.parent
     rates = []
-    for _ in range(FOLDER_PASSES):  # a pass over the test photos lasts 2 s: one pass is at the mercy of a neighbour
+    for _ in range(FOLDER_PASSES):  # a pass over the test photos is short: one pass is at the mercy of a neighbour
         started = time.perf_counter()
         faces = sum(len(result.faces) for result in predictor.predict_items(collect_inputs([folder])))
         rates.append(faces / (time.perf_counter() - started))
