@@ -239,14 +239,27 @@ def train(
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (overrides the recipe)."),
     data: Optional[str] = typer.Option(None, "--data", help="One dataset, any reader's path (overrides the recipe's data)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Overrides the recipe."),
+    overrides: list[str] = typer.Option([], "--set", help="FIELD=VALUE for any recipe field (VALUE read as YAML), "
+                                                          "e.g. --set init_from=run/model.safetensors; repeatable."),
 ) -> None:
     """Train or fine-tune from a recipe; runs under `torchrun --nproc_per_node=N` unchanged."""
+    import yaml
+
     from facekit.data import DatasetError
     from facekit.training.recipe import TrainConfig
     from facekit.training.run import run
 
+    fields = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            fail(f"--set takes FIELD=VALUE, not {item!r}")
+        try:
+            fields[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            fail(f"--set {name}: not a YAML value ({str(error).splitlines()[0]})")
     try:
-        settings = TrainConfig.from_yaml(config, out=out, data=data, epochs=epochs)
+        settings = TrainConfig.from_yaml(config, **{**dict(out=out, data=data, epochs=epochs), **fields})
         run(settings, resume=resume)
     except (DatasetError, ValueError, FileNotFoundError, RuntimeError) as error:
         fail(str(error))
