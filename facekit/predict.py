@@ -293,6 +293,8 @@ def _read_item(item: InputItem) -> bytes | ImageResult:
         return ImageResult(source=item.name, error=item.error)
     try:
         return item.read()
+    except ImageError as error:
+        return ImageResult(source=item.name, error=str(error))
     except (OSError, zipfile.BadZipFile, zlib.error) as error:
         return ImageResult(source=item.name, error=f"could not read ({error})")
 

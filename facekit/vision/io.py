@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Iterable, Iterator, Union
@@ -152,11 +153,60 @@ class InputItem:
     error: str = ""
 
 
+def _zip_entry_count(source: Path | BinaryIO) -> int | None:
+    """The entry count a ZIP's end record states, read before the central directory is parsed
+    (a directory of a million entries costs memory to parse); None when there is no plain record."""
+    handle = open(source, "rb") if isinstance(source, Path) else source
+    try:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        tail_size = min(size, 22 + 65535)  # the end record and the longest comment it may have
+        handle.seek(size - tail_size)
+        tail = handle.read(tail_size)
+    finally:
+        if isinstance(source, Path):
+            handle.close()
+        else:
+            handle.seek(0)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None
+    count = int.from_bytes(tail[at + 10:at + 12], "little")
+    return None if count == 0xFFFF else count  # 0xFFFF: a ZIP64 record, counted after parsing
+
+
+def _member_reader(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> Callable[[], bytes]:
+    """Read one member; whatever the ZIP library raises for a bad member becomes that member's ImageError."""
+    def read() -> bytes:
+        try:
+            return archive.read(member)
+        except NotImplementedError:
+            raise ImageError(f"ZIP member uses a compression method that cannot be read "
+                             f"(method {member.compress_type}); skipped") from None
+        except RuntimeError as error:  # zipfile's word for a password-protected member
+            raise ImageError(f"ZIP member cannot be read ({str(error).splitlines()[0]}); skipped") from None
+        except (EOFError, zlib.error, zipfile.BadZipFile, OSError, ValueError) as error:
+            raise ImageError(f"ZIP member is damaged or truncated ({type(error).__name__}); skipped") from None
+    return read
+
+
 def _zip_items(source: Path | BinaryIO, label: str) -> Iterator[InputItem]:
-    """A ZIP's image members (from a path or a file object), checked against the limits above."""
+    """A ZIP's image members (from a path or a file object), checked against the limits above.
+
+    Every member gets its own item: one that cannot be read (encrypted, an unsupported
+    compression, data running past the end) is an error for that member alone.
+    """
+    try:
+        stated = _zip_entry_count(source)
+    except OSError as error:
+        yield InputItem(label, error=f"not a readable ZIP file ({error})")
+        return
+    if stated is not None and stated > MAX_ZIP_MEMBERS:
+        yield InputItem(label, error=f"ZIP holds {stated} files, over the limit of {MAX_ZIP_MEMBERS}")
+        return
     try:
         archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
         yield InputItem(label, error=f"not a readable ZIP file ({error})")
         return
     members = [m for m in archive.infolist() if not m.is_dir()]
@@ -179,8 +229,10 @@ def _zip_items(source: Path | BinaryIO, label: str) -> Iterator[InputItem]:
             yield InputItem(name, error="compression ratio is implausibly high (zip bomb?); skipped")
         elif total > MAX_ZIP_TOTAL_BYTES:
             yield InputItem(name, error="ZIP's total uncompressed size is over the limit; skipped")
+        elif member.flag_bits & 0x1:
+            yield InputItem(name, error="ZIP member is encrypted (needs a password); skipped")
         else:
-            yield InputItem(name, read=lambda m=member: archive.read(m))
+            yield InputItem(name, read=_member_reader(archive, member))
 
 
 def collect_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[InputItem]:
@@ -193,15 +245,21 @@ def collect_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[InputItem]:
         if path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
                 if child.suffix.lower() == ".zip":
-                    yield from _zip_items(child, str(child))
+                    yield from _zip_items(child, display_name(child))
                 elif is_image_name(child.name):
-                    yield InputItem(str(child), read=child.read_bytes)
+                    yield InputItem(display_name(child), read=child.read_bytes)
         elif path.suffix.lower() == ".zip" and path.is_file():
-            yield from _zip_items(path, str(path))
+            yield from _zip_items(path, display_name(path))
         elif path.is_file():
-            yield InputItem(str(path), read=path.read_bytes)
+            yield InputItem(display_name(path), read=path.read_bytes)
         else:
-            yield InputItem(str(path), error="no such file or folder")
+            yield InputItem(display_name(path), error="no such file or folder")
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """A path as text that can always be printed and written: bytes of a file name that are not
+    UTF-8 (kept by the OS as surrogates) are shown as ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def collect_uploads(files: Iterable[tuple[str, bytes]]) -> Iterator[InputItem]:
