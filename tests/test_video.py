@@ -229,3 +229,32 @@ def test_video_page_sample_clip_gives_two_tracks():
     table = at.dataframe[0].value
     assert list(table["track"]) == [1, 2] and list(table["frames"]) == [8, 8]  # 4 s at 2 frames/s
     assert set(table["gender"]) == {"Female"}
+
+
+def growing_mjpeg(small: Image.Image, big_side: int, small_frames: int = 3, big_frames: int = 2) -> bytes:
+    """An MKV whose header states the small frames' size, then carries much larger frames: each
+    MJPEG frame is its own JPEG, so a stream may change size mid-way."""
+    from fractions import Fraction
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as out:
+        stream = out.add_stream("mjpeg", rate=10)
+        stream.width, stream.height = small.size
+        stream.pix_fmt = "yuvj420p"
+        frames = [small] * small_frames + [Image.new("RGB", (big_side, big_side), "gray")] * big_frames
+        for index, frame in enumerate(frames):
+            data = io.BytesIO()
+            frame.save(data, "JPEG")
+            packet = av.Packet(data.getvalue())
+            packet.stream, packet.time_base, packet.pts, packet.dts = stream, Fraction(1, 10), index, index
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def test_a_frame_over_the_pixel_limit_mid_stream_ends_the_reading_and_keeps_the_frames_before(astronaut, predictor):
+    small = astronaut.resize((320, 320))
+    data = growing_mjpeg(small, big_side=2000)
+    result = analyse_video(io.BytesIO(data), predictor, sample_fps=10, max_pixels=1_000_000)
+    assert len(result.frames) == 3 and result.info.frames_read == 3  # the small frames, analysed
+    assert any("2000x2000 frame, over the 1.0 MP limit" in note for note in result.notes)
+    assert result.tracks  # her face, followed through the frames before the large one

@@ -160,7 +160,7 @@ def probe_video(source: VideoSource, max_pixels: int = MAX_PIXELS) -> VideoInfo:
     with ExitStack() as stack:
         container = _open(source, stack)
         info = _info(container, max_pixels)
-        for frame in stack.enter_context(closing(_decoded(container, []))):
+        for frame in stack.enter_context(closing(_decoded(container, [], max_pixels))):
             return _turned(info, _rotation(frame))
     raise VideoError(NOTHING_DECODED)
 
@@ -175,16 +175,28 @@ def _upright(frame: av.VideoFrame) -> Image.Image:
     return image.transpose(_TURNS[turn]) if turn else image
 
 
-def _decoded(container: av.container.InputContainer, notes: list[str]) -> Iterator[av.VideoFrame]:
-    """Every decodable frame; a corrupt packet is skipped (as players do) and counted in ``notes``."""
+def _decoded(container: av.container.InputContainer, notes: list[str], max_pixels: int) -> Iterator[av.VideoFrame]:
+    """Every decodable frame; a corrupt packet is skipped (as players do) and counted in ``notes``.
+
+    Every frame is checked against ``max_pixels``, not only the size the header states: a
+    stream may change size mid-way. The first larger frame ends the reading, with a note; the
+    frames before it are kept.
+    """
     stream = container.streams.video[0]
     bad = 0
     try:
         for packet in container.demux(stream):
             try:
-                yield from packet.decode()
+                frames = packet.decode()
             except av.error.InvalidDataError:
                 bad += 1
+                continue
+            for frame in frames:
+                if frame.width * frame.height > max_pixels:
+                    notes.append(f"reading stopped at a {frame.width}x{frame.height} frame, over the "
+                                 f"{max_pixels / 1e6:.1f} MP limit: the frames before it are analysed")
+                    return
+                yield frame
     except av.FFmpegError as error:  # the container itself broke off: keep what was read
         notes.append(f"reading stopped early: {(error.strerror or str(error)).lower()}")
     if bad:
@@ -282,13 +294,13 @@ class _Reading:
 
 
 def _samples(container: av.container.InputContainer, info: VideoInfo, sample_fps: float, max_seconds: float,
-             reading: _Reading, notes: list[str]) -> Iterator[tuple[int, float, av.VideoFrame]]:
+             reading: _Reading, notes: list[str], max_pixels: int) -> Iterator[tuple[int, float, av.VideoFrame]]:
     """(frame number, seconds from the first frame, frame) of the first frame at each 1/sample_fps step
     (or half a frame before it, so 10 frames/s sampled at 2 per second gives frames 0, 5, 10...)."""
     step = 1 / sample_fps
     tolerance = 0.5 / info.fps if info.fps else 0.0  # a frame half a frame early is the nearest one
     first, next_time = None, 0.0
-    for frame in _decoded(container, notes):
+    for frame in _decoded(container, notes, max_pixels):
         if frame.time is None and not info.fps:
             continue  # a frame with no time in a stream with no rate cannot be placed
         moment = frame.time if frame.time is not None else reading.frames / info.fps
@@ -341,7 +353,8 @@ def analyse_video(
         result = VideoResult(source=source_name, info=info, sample_fps=sample_fps)
         reading = _Reading()
         pending: list[tuple[int, float, Image.Image]] = []
-        samples = stack.enter_context(closing(_samples(container, info, sample_fps, max_seconds, reading, result.notes)))
+        samples = stack.enter_context(closing(_samples(container, info, sample_fps, max_seconds, reading, result.notes,
+                                                       max_pixels)))
         for index, moment, frame in samples:
             pending.append((index, moment, _upright(frame)))
             if len(pending) < per_batch and len(result.frames) + len(pending) < max_frames:
