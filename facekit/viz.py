@@ -5,7 +5,8 @@ figure reads the same on every page and two datasets line up on the same axes.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -164,24 +165,97 @@ def face_label(number: int, face: FacePrediction | TrackSummary) -> str:
             f"{face.age:.0f} y ({face.age_low:.0f}-{face.age_high:.0f})")
 
 
+Rect = tuple[float, float, float, float]  # left, top, right, bottom
+
+
+@dataclass(frozen=True)
+class LabelPlacement:
+    """Where one face's tag goes: its number always, the full label only where it fits."""
+
+    number: int
+    text: str  # the full label, or just the number where the full one would overlap or leave the photo
+    rect: Rect  # the tag's background, inside the photo
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _candidates(box: Rect, width: float, height: float, size: tuple[int, int]) -> list[Rect]:
+    """Above the box, below it, then inside its top: each slid sideways to stay inside the photo."""
+    x1, y1, x2, y2 = box
+    left = min(max(x1, 0.0), max(size[0] - width, 0.0))
+    spots = [(left, y1 - height), (left, y2), (left, y1)]
+    return [(x, y, x + width, y + height) for x, y in spots]
+
+
+def label_layout(size: tuple[int, int], boxes: Sequence[Rect], texts: Sequence[str],
+                 measure: Callable[[str], tuple[float, float]]) -> list[LabelPlacement]:
+    """Tags that never overlap each other and never leave the photo, faces in the given order.
+
+    Each face gets its full label at the first spot (above, below, inside the box's top) that
+    is inside the photo, clear of the tags placed so far and of the other faces; failing that
+    its number alone, at the first spot clear of the tags; failing that the number inside the
+    box's top-left corner, cut to the photo. ``measure`` gives a text's (width, height) in pixels.
+    """
+    placed: list[LabelPlacement] = []
+
+    def clear(rect: Rect, own: int, of_faces: bool) -> bool:
+        if rect[0] < 0 or rect[1] < 0 or rect[2] > size[0] or rect[3] > size[1]:
+            return False
+        if any(_overlaps(rect, p.rect) for p in placed):
+            return False
+        return not of_faces or not any(_overlaps(rect, b) for i, b in enumerate(boxes) if i != own)
+
+    for number, (box, text) in enumerate(zip(boxes, texts), start=1):
+        chosen = None
+        for shown in (text, str(number)):
+            for rect in _candidates(box, *measure(shown), size):
+                if clear(rect, number - 1, of_faces=shown == text):
+                    chosen = LabelPlacement(number, shown, rect)
+                    break
+            if chosen:
+                break
+        if chosen is None:  # a crowd too dense for any clear spot: the number inside its own box
+            width, height = measure(str(number))
+            x1, y1 = max(box[0], 0.0), max(box[1], 0.0)
+            chosen = LabelPlacement(number, str(number), (x1, y1, min(x1 + width, size[0]), min(y1 + height, size[1])))
+        placed.append(chosen)
+    return placed
+
+
+def _tag_style(image: Image.Image) -> tuple[ImageFont.ImageFont, int]:
+    scale = max(image.size) / 800
+    return ImageFont.load_default(size=max(12, round(16 * scale))), max(2, round(3 * scale))
+
+
+def face_tags(image: Image.Image, faces: Sequence[FacePrediction]) -> list[LabelPlacement]:
+    """The tag layout ``annotate_faces`` draws, for a page that lists faces by the same numbers."""
+    font, width = _tag_style(image)
+    draw = ImageDraw.Draw(image)
+
+    def measure(text: str) -> tuple[float, float]:
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        return right - left + 2 * width, bottom - top + 2 * width
+
+    return label_layout(image.size, [face.box for face in faces],
+                        [face_label(i + 1, face) for i, face in enumerate(faces)], measure)
+
+
 def annotate_faces(image: Image.Image, faces: Sequence[FacePrediction]) -> Image.Image:
-    """A copy of the photo with each face (``FacePrediction``) boxed and labelled, sized to the photo."""
+    """A copy of the photo with each face (``FacePrediction``) boxed, numbered and, where it fits,
+    labelled (``label_layout``): no tag covers another or is cut at the photo's edge."""
     annotated = image.convert("RGB").copy()
     draw = ImageDraw.Draw(annotated)
-    scale = max(annotated.size) / 800
-    font = ImageFont.load_default(size=max(12, round(16 * scale)))
-    width = max(2, round(3 * scale))
-    for index, face in enumerate(faces):
-        x1, y1, x2, y2 = face.box
+    font, width = _tag_style(annotated)
+    for face in faces:
         color = GENDER_COLORS[labels.display(face.gender)]
-        draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
-        text = face_label(index + 1, face)
-        left, top, right, bottom = draw.textbbox((x1, y1), text, font=font)
-        lift = bottom - top + 2 * width
-        y = y1 - lift if y1 - lift >= 0 else y2  # above the box, or below it at the top edge
-        box = (left - width, y, right + width, y + lift)
-        draw.rectangle(box, fill=color)
-        draw.text((x1, y + width - (top - y1)), text, fill="white", font=font)
+        draw.rectangle(face.box, outline=color, width=width)
+    for face, tag in zip(faces, face_tags(annotated, faces)):
+        color = GENDER_COLORS[labels.display(face.gender)]
+        draw.rectangle(tag.rect, fill=color)
+        left, top, _, _ = draw.textbbox((0, 0), tag.text, font=font)
+        draw.text((tag.rect[0] + width - left, tag.rect[1] + width - top), tag.text, fill="white", font=font)
     return annotated
 
 
