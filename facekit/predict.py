@@ -30,8 +30,6 @@ from facekit.vision.detect import Detection, DetectorSettings, FaceDetector
 from facekit.vision.io import ImageError, ImageSource, InputItem, load_image
 from facekit.models.model import DEFAULT_MODEL, FaceModel, load_checkpoint, to_batch
 
-INTERVAL = 0.8  # the age interval's coverage: from the 10th to the 90th percentile
-
 
 @dataclass(frozen=True)
 class FacePrediction:
@@ -52,6 +50,7 @@ class FacePrediction:
     age_probs: tuple[float, ...] = field(repr=False)  # P(age = year) for years 0..AGE_MAX
     race7: str | None = None  # FairFace's 7 classes, from models with a 7-class head
     race7_probs: dict[str, float] | None = None
+    low_resolution: bool = False  # the face is under MIN_ATTRIBUTE_FACE px tall: read its answers with care
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,21 +71,6 @@ class ImageResult:
     @property
     def message(self) -> str:
         return self.error or self.reason
-
-
-def age_summary(probs: np.ndarray) -> tuple[float, float, float]:
-    """Expected age and the 80% interval (10th and 90th percentiles) of an age distribution."""
-    years = np.arange(len(probs))
-    cumulative = np.cumsum(probs)
-    low_q, high_q = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
-    low = float(np.searchsorted(cumulative, low_q))
-    high = float(np.searchsorted(cumulative, high_q))
-    return float((years * probs).sum()), low, min(high, float(years[-1]))
-
-
-def age_bin_probs(probs: np.ndarray) -> dict[str, float]:
-    edges = labels.bin_edges()
-    return {label: float(probs[edges[i]:edges[i + 1]].sum()) for i, label in enumerate(labels.AGE_BIN_LABELS)}
 
 
 def head_probabilities(model: FaceModel, crops: Sequence[Image.Image], flip_average: bool = True,
@@ -119,12 +103,17 @@ def _race7_fields(probs: dict[str, np.ndarray], i: int) -> dict:
             "race7_probs": {r: float(p) for r, p in zip(labels.RACE7, race7_p)}}
 
 
+# Faces shorter than this (pixels of the photo) get ``low_resolution``: under it the attribute
+# heads are markedly less accurate (docs/evaluation.md has the accuracy by face height).
+MIN_ATTRIBUTE_FACE = 40
+
+
 def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset: int = 0) -> list[FacePrediction]:
     faces = []
     for i in range(len(probs["gender"])):
         gender_p, race_p, age_p = probs["gender"][i], probs["race"][i], probs["age"][i]
-        age, low, high = age_summary(age_p)
-        bins = age_bin_probs(age_p)
+        age, low, high = labels.age_summary(age_p)
+        bins = labels.age_bin_probs(age_p)
         faces.append(
             FacePrediction(
                 box=tuple(round(float(v), 1) for v in detection.boxes[offset + i]),
@@ -141,6 +130,7 @@ def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset:
                 age_bin_probs=bins,
                 age_probs=tuple(float(p) for p in age_p),
                 **_race7_fields(probs, i),
+                low_resolution=bool(detection.boxes[offset + i][3] - detection.boxes[offset + i][1] < MIN_ATTRIBUTE_FACE),
             )
         )
     return faces
@@ -328,7 +318,8 @@ def predict(images: ImageSource | Sequence[ImageSource]) -> list[ImageResult]:
 RACE7_ONLY = tuple(race for race in labels.RACE7 if race not in labels.RACES)
 ANSWER_COLUMNS = ("gender", "p_female", "race", *(f"p_{race}" for race in labels.RACES),
                   "race7", *(f"p_{race}" for race in RACE7_ONLY), "age", "age_low", "age_high")
-PREDICTION_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "det_score", *ANSWER_COLUMNS, "age_bin", "error")
+PREDICTION_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "det_score", *ANSWER_COLUMNS, "age_bin",
+                      "low_resolution", "error")
 
 
 def answer_fields(answer: FacePrediction) -> dict:
@@ -352,5 +343,6 @@ def prediction_rows(results: Iterable[ImageResult]) -> list[dict]:
         for index, face in enumerate(result.faces):
             x1, y1, x2, y2 = face.box
             rows.append({"file": result.source, "face": index, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                         "det_score": face.det_score, **answer_fields(face), "age_bin": face.age_bin, "error": ""})
+                         "det_score": face.det_score, **answer_fields(face), "age_bin": face.age_bin,
+                         "low_resolution": face.low_resolution, "error": ""})
     return rows

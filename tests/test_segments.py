@@ -61,3 +61,17 @@ def test_cli_predict_summary_prints_the_breakdown_of_the_rows(tmp_path):
     assert result.stdout == breakdown(rows).to_text()
     assert result.stdout.startswith("1 face in 1 of 2 inputs (1 unreadable or without a face)")
     assert "Wilson interval" in result.stdout and "never for decisions about individuals" in result.stdout
+
+
+def test_summary_counts_faces_per_photo_and_the_faces_too_small_to_read(predictor, astronaut):
+    from facekit.evaluation.segments import breakdown
+    from facekit.predict import MIN_ATTRIBUTE_FACE, prediction_rows
+
+    small = astronaut.resize((128, 128))  # her face is about 30 px tall here
+    rows = prediction_rows(predictor.predict_images([astronaut, small], ["big.jpg", "small.jpg"]))
+    by_file = {row["file"]: row for row in rows}
+    assert by_file["big.jpg"]["low_resolution"] is False
+    assert by_file["small.jpg"]["low_resolution"] is True, by_file["small.jpg"]["y2"] - by_file["small.jpg"]["y1"]
+    summary = breakdown(rows)
+    assert summary.low_resolution == 1 and summary.faces_per_photo.tolist() == [1, 1]
+    assert f"1 too small to read reliably (low_resolution: under {MIN_ATTRIBUTE_FACE} px tall)" in summary.to_text()

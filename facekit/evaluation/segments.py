@@ -19,6 +19,7 @@ import pandas as pd
 
 from facekit import labels
 from facekit.data.stats import crossing, label_counts
+from facekit.predict import MIN_ATTRIBUTE_FACE
 
 CONFIDENCE = 0.95
 CAVEAT = (
@@ -53,11 +54,26 @@ class Breakdown:
     age_gender: pd.DataFrame  # faces per age group (rows) and gender (columns)
     confidence: float = CONFIDENCE
 
+    @property
+    def faces_per_photo(self) -> pd.Series:
+        """How many faces each input with a face holds (group photos: more than one)."""
+        return self.faces.groupby("file").size()
+
+    @property
+    def low_resolution(self) -> int:
+        """Faces too small for their attributes to be read reliably (``predict.MIN_ATTRIBUTE_FACE``)."""
+        return int(self.faces["low_resolution"].fillna(False).astype(bool).sum()) if "low_resolution" in self.faces else 0
+
     def to_text(self) -> str:
         """Plain-text tables for a terminal."""
         count = len(self.faces)
         parts = [f"{count} face{'s' * (count != 1)} in {self.inputs - self.without_face} of {self.inputs} inputs "
                  f"({self.without_face} unreadable or without a face)"]
+        if count:
+            per_photo = self.faces_per_photo
+            parts.append(f"faces per photo: {per_photo.min()} to {per_photo.max()} (mean {per_photo.mean():.1f}); "
+                         f"{self.low_resolution} too small to read reliably (low_resolution: under "
+                         f"{MIN_ATTRIBUTE_FACE} px tall)")
         for title, table in (("gender", self.gender), ("ethnicity", self.race), ("age group", self.age_bin)):
             shown = table.copy()
             for column in ("share", "low", "high", "mean_prob"):

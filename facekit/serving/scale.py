@@ -44,7 +44,7 @@ def row_schema():
     from facekit.predict import PREDICTION_COLUMNS
 
     types = {"file": pa.string(), "face": pa.int64(), "gender": pa.string(), "race": pa.string(), "race7": pa.string(),
-             "age_bin": pa.string(), "error": pa.string()}
+             "age_bin": pa.string(), "low_resolution": pa.bool_(), "error": pa.string()}
     return pa.schema([(column, types.get(column, pa.float64())) for column in PREDICTION_COLUMNS])
 
 
