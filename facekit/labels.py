@@ -199,6 +199,27 @@ def bin_edges(bins: tuple[tuple[str, int, int], ...] = AGE_BINS) -> list[int]:
     return [low for _, low, _ in bins] + [AGE_CLASSES]
 
 
+# ---- age maths on the age head's distribution over years 0..AGE_MAX
+
+INTERVAL = 0.8  # the age interval's coverage: from the 10th to the 90th percentile
+
+
+def age_summary(probs: np.ndarray) -> tuple[float, float, float]:
+    """Expected age and the INTERVAL interval (10th and 90th percentiles) of an age distribution."""
+    years = np.arange(len(probs))
+    cumulative = np.cumsum(probs)
+    low_q, high_q = (1 - INTERVAL) / 2, 1 - (1 - INTERVAL) / 2
+    low = float(np.searchsorted(cumulative, low_q))
+    high = float(np.searchsorted(cumulative, high_q))
+    return float((years * probs).sum()), low, min(high, float(years[-1]))
+
+
+def age_bin_probs(probs: np.ndarray) -> dict[str, float]:
+    """An age distribution summed into the age bins, in AGE_BIN_LABELS order."""
+    edges = bin_edges()
+    return {label: float(probs[edges[i]:edges[i + 1]].sum()) for i, label in enumerate(AGE_BIN_LABELS)}
+
+
 def encode(values: Iterable[object], classes: Sequence[str]) -> list[int]:
     """Class indices of labels, -1 where the label is unknown: the form heads and metrics take.
 

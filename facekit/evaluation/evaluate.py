@@ -124,10 +124,8 @@ def image_reference(row: pd.Series | dict, dataset: dict) -> str:
 
 def _probability_rows(probs: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per-face prediction columns from head probabilities; the age point, interval and bin as the Predictor reads them."""
-    from facekit.predict import age_bin_probs
-
     summary = metrics.age_point_and_interval(probs["age"])
-    bins = np.array([list(age_bin_probs(p).values()) for p in probs["age"]]).reshape(-1, len(labels.AGE_BIN_LABELS))
+    bins = np.array([list(labels.age_bin_probs(p).values()) for p in probs["age"]]).reshape(-1, len(labels.AGE_BIN_LABELS))
     heads = [("gender", labels.GENDERS, probs["gender"]), ("race", labels.RACES, probs["race"]),
              ("age_bin", labels.AGE_BIN_LABELS, bins)]
     columns: dict[str, object] = {

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from facekit import labels
-from facekit.predict import INTERVAL, age_summary
+from facekit.labels import INTERVAL, age_summary
 
 ECE_BINS = 15
 CS_YEARS = 5  # cumulative score CS@5: share of faces whose age is off by at most this many years

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from facekit import labels
-from facekit.predict import FacePrediction, age_summary
+from facekit.predict import FacePrediction
 
 Box = tuple[float, float, float, float]
 
@@ -120,7 +120,7 @@ class TrackSummary:
 def summarize_track(track: Track) -> TrackSummary:
     gender = np.mean([[face.gender_probs[g] for g in labels.GENDERS] for face in track.faces], axis=0)
     race = np.mean([[face.race_probs[r] for r in labels.RACES] for face in track.faces], axis=0)
-    _, low, high = age_summary(np.mean([face.age_probs for face in track.faces], axis=0))
+    _, low, high = labels.age_summary(np.mean([face.age_probs for face in track.faces], axis=0))
     fine = {}
     if all(face.race7_probs for face in track.faces):
         race7 = np.mean([[face.race7_probs[r] for r in labels.RACE7] for face in track.faces], axis=0)
