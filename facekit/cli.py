@@ -2,6 +2,7 @@
 errors the user can fix end in a one-line message and a non-zero exit, never a traceback."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,13 @@ weights_app = typer.Typer(help="Pretrained backbone weights: convert once, cache
 app.add_typer(weights_app, name="weights")
 data_app = typer.Typer(help="Datasets: summaries, the UTKFace split, the shipped label indexes.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+@app.callback()
+def _defaults() -> None:
+    """The datasets folder defaults to ../shared/data from where the command runs (the repository's
+    layout); FACEKIT_DATA or FACEKIT_UTKFACE name another. The library itself reads only those."""
+    os.environ.setdefault("FACEKIT_DATA", str(Path("../shared/data").resolve()))
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -274,7 +282,7 @@ def quantize(
 ) -> None:
     """Measure a checkpoint's int8 activation ranges and write them beside it (<name>.int8.json)."""
     from facekit.data import DatasetError
-    from facekit.models.export import calibrate_checkpoint
+    from facekit.training.calibrate import calibrate_checkpoint
 
     try:
         path = calibrate_checkpoint(model, data, faces, seed, log=lambda line: typer.echo(line, err=True))
@@ -353,12 +361,11 @@ def data_index(
     force: bool = typer.Option(False, "--force", help="Replace the shipped index."),
 ) -> None:
     """Rebuild a shipped label index (facekit/assets/*_labels.csv.gz) from the real data."""
-    from facekit.data import write_shipped_index
-    from facekit.data.paths import SHARED_DATA
+    from facekit.data import data_dir, write_shipped_index
 
     if name not in ("utkface", "fairface"):
         fail(f"no shipped index {name!r}; choose utkface or fairface")
-    path = _utkface_source(source) if name == "utkface" else source or SHARED_DATA / "fairface"
+    path = _utkface_source(source) if name == "utkface" else source or (data_dir() or Path(".")) / "fairface"
     table = _read_dataset(path)
     if table.dataset != name:
         fail(f"{path} is a {table.dataset} dataset, not {name}")
@@ -513,6 +520,8 @@ def bench(
     images: Optional[Path] = typer.Option(None, "--images", exists=True, file_okay=False,
                                           help="Time on this folder's photos instead of the built test photos."),
     app_start: bool = typer.Option(True, "--app/--no-app", help="Measure the Streamlit app's cold start."),
+    app_script: Path = typer.Option(Path("app.py"), "--app-script", help="The app whose cold start is measured "
+                                                                         "(default: app.py in this folder)."),
 ) -> None:
     """Speed, memory and quality on this machine, with its load, beside a peer package; targets pass/miss."""
     import json
@@ -520,7 +529,7 @@ def bench(
     from facekit.tools.bench import report_text, run_bench
 
     try:
-        result = run_bench(images, peer=peer, app=app_start, log=lambda line: typer.echo(line, err=True))
+        result = run_bench(images, peer=peer, app=app_script if app_start else None, log=lambda line: typer.echo(line, err=True))
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
         fail(str(error))
     text = json.dumps(result.to_dict(), indent=1)

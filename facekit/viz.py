@@ -6,7 +6,7 @@ figure reads the same on every page and two datasets line up on the same axes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -21,7 +21,6 @@ from facekit.data.table import CATEGORIES
 
 if TYPE_CHECKING:  # predict pulls in torch; figures of tables should not need it
     from facekit.predict import FacePrediction
-    from facekit.serving.track import TrackSummary
 
 GENDER_COLORS = {"Male": "#1f6feb", "Female": "#d6336c"}
 DATASET_COLORS = px.colors.qualitative.Safe
@@ -155,7 +154,19 @@ def compare_bars(long: pd.DataFrame, title: str) -> go.Figure:
 HEAT_ALPHA = 0.5
 
 
-def face_label(number: int, face: FacePrediction | TrackSummary) -> str:
+class Answer(Protocol):
+    """What a label is drawn from: one face's prediction, or a followed face's pooled answer."""
+
+    gender: str
+    gender_probs: dict[str, float]
+    race: str
+    race_probs: dict[str, float]
+    age: float
+    age_low: float
+    age_high: float
+
+
+def face_label(number: int, face: Answer) -> str:
     """'3: Female 97%, White 88%, 34 y (27-41)': the face's number, each head's answer, the 80% age interval.
 
     Age is never drawn as a bare number: its interval says how sure the model is.

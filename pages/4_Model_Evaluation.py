@@ -69,10 +69,10 @@ def choose(label: str, options: list[str], key: str) -> tuple[Optional[str], Opt
 
 def model_file_note(evaluation: Evaluation) -> None:
     """Say so when the model file on this machine is not the one the report measured (it was retrained)."""
-    from facekit.data.paths import REPO_ROOT
+    from facekit.data.paths import resolve_shown
 
     model = evaluation.summary["model"]
-    path = Path(model["path"]) if Path(model["path"]).is_absolute() else REPO_ROOT / model["path"]
+    path = resolve_shown(model["path"])
     digest = file_digest(str(path), path.stat().st_mtime if path.exists() else 0.0)
     if digest is None:
         st.caption(f"The model file {model['path']} is not on this machine; the numbers are the saved ones.")
@@ -180,11 +180,10 @@ def calibration_tab(reports: dict[str, Evaluation]) -> None:
 
 def grad_cam(evaluation: Evaluation, data: bytes, head: str) -> Optional[object]:
     """The Grad-CAM overlay of the predicted class on one mistake, or None when it cannot be made here."""
-    from facekit.data.paths import REPO_ROOT
+    from facekit.data.paths import resolve_shown
     from facekit.vision.io import load_image
 
-    path = Path(evaluation.summary["model"]["path"])
-    path = path if path.is_absolute() else REPO_ROOT / path
+    path = resolve_shown(evaluation.summary["model"]["path"])
     predictor, explainer = gradcam_tools(str(path))
     image = load_image(data)
     result = predictor.predict(image)

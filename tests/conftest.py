@@ -2,6 +2,7 @@
 each loaded once per test session."""
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -9,11 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekit.data.paths import locate_utkface
-from facekit.models.model import DEFAULT_MODEL
-from facekit.serving.track import iou as box_iou  # noqa: F401  (tests import it from here)
-
 REPO = Path(__file__).resolve().parents[1]
+# The tests read the datasets beside the repository unless FACEKIT_DATA says otherwise; set
+# before facekit is imported, so subprocesses (the CLI, the app) inherit it too.
+os.environ.setdefault("FACEKIT_DATA", str(REPO.parent / "shared" / "data"))
+
+from facekit.data.paths import locate_utkface  # noqa: E402
+from facekit.models.model import DEFAULT_MODEL  # noqa: E402
+from facekit.serving.track import iou as box_iou  # noqa: E402,F401  (tests import it from here)
+
 # Hand-annotated face box of skimage's astronaut photo (Eileen Collins, public domain):
 # hairline to chin, ear to ear, in the 512x512 image.
 ASTRONAUT_FACE = (175.0, 55.0, 275.0, 180.0)
@@ -30,7 +35,7 @@ def astronaut() -> Image.Image:
 def utkface_archive() -> Path:
     path = locate_utkface()
     if path is None:
-        pytest.skip("the UTKFace archive is not at ../shared/data/UTKFace.tar.gz (or FACEKIT_UTKFACE)")
+        pytest.skip("no UTKFace archive in FACEKIT_DATA (default ../shared/data) or at FACEKIT_UTKFACE")
     return path
 
 

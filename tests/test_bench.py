@@ -37,7 +37,7 @@ def test_quality_rates():
 
 
 def test_run_bench_result(photos):
-    result = bench.run_bench(photos[0].path.parent, peer=False, app=False, big_batch=4)
+    result = bench.run_bench(photos[0].path.parent, peer=False, app=None, big_batch=4)
     data = json.loads(json.dumps(result.to_dict()))
     assert data["photos"]["astronaut"] == 2 and data["big_batch"] == 4
     assert result.model_load_s > 0 and result.peak_rss_mb > 0 and result.folder_faces_per_s > 0

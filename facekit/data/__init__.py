@@ -9,7 +9,7 @@ from facekit.data.formats import read_dataset
 from facekit.data.images import extracted_archive, open_image, read_image_bytes
 from facekit.data.kaggle import read_kaggle_age_gender
 from facekit.data.manifest import read_manifest
-from facekit.data.paths import cache_dir, locate_utkface
+from facekit.data.paths import data_dir, locate_utkface
 from facekit.data.seed003 import read_seed003
 from facekit.data.shipped import load_shipped_index, write_shipped_index
 from facekit.data.splits import SPLIT_PATH, SPLITS, SplitMismatch, load_split, make_split, read_split, write_split
@@ -24,7 +24,7 @@ __all__ = [
     "DatasetError",
     "DatasetTable",
     "SplitMismatch",
-    "cache_dir",
+    "data_dir",
     "extracted_archive",
     "iter_utkface_images",
     "load_shipped_index",

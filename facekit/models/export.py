@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facekit.data.paths import cache_dir
+from facekit.cache import cache_dir
 from facekit.models.model import FaceModel
 
 OUTPUTS = FaceModel.HEADS
@@ -197,37 +197,3 @@ def int8_model(model: FaceModel, ranges: Path, threads: int | None = None) -> On
             if os.path.exists(temporary):
                 os.remove(temporary)
     return OnnxModel(path, threads)
-
-
-def calibrate_checkpoint(checkpoint: Path | None = None, data: Path | None = None, faces: int = 256, seed: int = 0,
-                         log=lambda _: None) -> Path:
-    """Calibrate a checkpoint's int8 graph on ``faces`` training-split photos, cropped as at inference.
-
-    Training photos, never validation or test ones: the ranges are part of the model. Each
-    batch holds the crops and their mirrors, as the predictor runs them.
-    """
-    from facekit.vision.align import crop_face
-    from facekit.data import read_image_bytes
-    from facekit.evaluation.evaluate import select_faces
-    from facekit.vision.io import load_image
-    from facekit.vision.detect import FaceDetector
-    from facekit.models.model import DEFAULT_MODEL, load_checkpoint, to_batch
-
-    checkpoint = Path(checkpoint or DEFAULT_MODEL)
-    model = load_checkpoint(checkpoint).model
-    _, frame = select_faces(data, "train", faces, seed)
-    detector = FaceDetector()
-    crops = []
-    for ref in frame["image"]:
-        image = load_image(read_image_bytes(ref))
-        found = detector.detect([image])[0]
-        if len(found):
-            crops.append(crop_face(image, found.boxes[0], found.landmarks[0], model.config.crop))
-    log(f"calibrating on {len(crops)} faces of {len(frame)} training photos")
-
-    def batches():
-        for start in range(0, len(crops), 32):
-            batch = to_batch(crops[start:start + 32])
-            yield torch.cat([batch, batch.flip(3)])
-
-    return calibrate_int8(model, batches(), int8_ranges_path(checkpoint))

@@ -1,1 +1,2 @@
-"""Developer tools: ``facekit bench`` (speed and quality on this machine, beside a peer package)."""
+"""Developer tools: ``facekit bench`` (speed and quality on this machine, ``bench``) beside a peer
+package set up and run in its own venv (``peer``)."""

