@@ -38,3 +38,12 @@ def test_the_metrics_import_without_torch():
              "print(' '.join(m for m in ('torch', 'facenet_pytorch') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_the_public_names_load_on_first_use():
+    probe = ("import sys, facekit; light = 'torch' not in sys.modules; "
+             "from facekit import FacePrediction, ImageResult, Predictor, evaluate, predict, train; "
+             "print(light, sorted(facekit.__all__), Predictor is predict.Predictor, callable(evaluate), callable(train))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == ["True", "['FacePrediction',", "'ImageResult',", "'Predictor',", "'__version__',",
+                                   "'evaluate',", "'predict',", "'train']", "True", "True", "True"]
