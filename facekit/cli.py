@@ -398,10 +398,11 @@ def evaluate(
     import json
     import shlex
     import sys
+    from dataclasses import replace
 
     from facekit.evaluation.evaluate import CROPS, evaluate as run_evaluation, save_evaluation
     from facekit.vision.io import ImageError
-    from facekit.evaluation.report import evaluation_facts, gap_sentence, gap_table, headline_table, write_report
+    from facekit.evaluation.report import evaluation_facts, gap_sentence, headline_table, key_gaps, write_report
 
     if crop not in CROPS:
         fail(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
@@ -413,7 +414,7 @@ def evaluate(
                                 min_group=min_group, engine=engine, log=lambda line: typer.echo(line, err=True))
     except (ValueError, FileNotFoundError, RuntimeError, OSError, ImageError) as error:
         fail(str(error))
-    result.summary["command"] = shlex.join(["facekit", *sys.argv[1:]])
+    result = replace(result, summary=replace(result.summary, command=shlex.join(["facekit", *sys.argv[1:]])))
     if out:
         try:
             written = save_evaluation(result, out) + write_report(result.summary, out)
@@ -421,14 +422,13 @@ def evaluate(
             fail(f"cannot write the report to {out} ({error})")
         typer.echo("wrote " + ", ".join(str(path) for path in written), err=True)
     if json_out:
-        typer.echo(json.dumps(result.summary, indent=1))
+        typer.echo(json.dumps(result.summary.to_dict(), indent=1))
         return
-    for fact in evaluation_facts(result.summary) + result.summary["notes"]:
+    for fact in evaluation_facts(result.summary) + list(result.summary.notes):
         typer.echo(fact)
-    if "groups" in result.summary:
+    if result.summary.group_settings is not None:
         typer.echo(headline_table(result.summary).to_string(index=False))
-        gaps = gap_table(result.summary)
-        for _, gap in gaps[gaps["metric"].isin(["gender.accuracy", "race.accuracy", "age.mae"])].iterrows():
+        for gap in key_gaps(result.summary, ["gender.accuracy", "race.accuracy", "age.mae"]):
             typer.echo(gap_sentence(gap))
 
 
@@ -475,37 +475,38 @@ def _evaluate_detection(data: Path, json_out: bool, out: Optional[Path]) -> None
 def card(
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint whose sidecar describes the model "
                                                                "(default: the shipped one)."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Evaluation folder (default: the committed "
-                                                                 "report of that model)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Evaluation folder (default: every committed "
+                                                                 "report of those weights, one per dataset)."),
     out: Path = typer.Option(..., "--out", help="Markdown file to write, e.g. MODEL_CARD.md."),
 ) -> None:
-    """Write the model card (Mitchell et al. 2019) from the checkpoint's metadata and an evaluation report."""
+    """Write the model card (Mitchell et al. 2019) from the checkpoint's metadata and its evaluation reports."""
     import json
 
-    from facekit.evaluation.evaluate import load_evaluation
+    from facekit.evaluation.evaluate import load_summary
+    from facekit.evaluation.report import committed_summaries, model_card
+    from facekit.evaluation.summary import made_from
     from facekit.models.model import DEFAULT_MODEL, sidecar_path
-    from facekit.evaluation.report import committed_reports, model_card
 
     weights = model or DEFAULT_MODEL
     if report is None:
-        report = committed_reports().get(weights.stem)
-        if report is None:
-            fail(f"no committed report for {weights.stem}: run `facekit evaluate --out DIR` and pass --report DIR")
-    try:
-        evaluation = load_evaluation(report)
-    except (FileNotFoundError, ValueError) as error:
-        fail(str(error))
+        summaries = [s for s in committed_summaries().values() if made_from(s, weights)]
+        if not summaries:
+            fail(f"no committed report of {weights.name}: run `facekit evaluate --out DIR` and pass --report DIR")
+    else:
+        try:
+            summaries = [load_summary(report)]
+        except (FileNotFoundError, ValueError) as error:
+            fail(str(error))
+        if made_from(summaries[0], weights) is False:
+            typer.echo(f"warning: {report} was made with other weights than {weights}", err=True)
     metadata = None
     if model is not None or sidecar_path(weights).is_file():
         try:
             metadata = json.loads(sidecar_path(weights).read_text())
         except (OSError, json.JSONDecodeError) as error:
             fail(f"cannot read the checkpoint sidecar {sidecar_path(weights)} ({error})")
-        recorded = evaluation.summary["model"].get("metadata", {})
-        if recorded.get("training") != metadata.get("training"):
-            typer.echo(f"warning: {report} was made with another version of {weights.name}", err=True)
     try:
-        out.write_text(model_card(evaluation.summary, metadata))
+        out.write_text(model_card(summaries, metadata))
     except OSError as error:
         fail(f"cannot write {out} ({error})")
     typer.echo(f"model card: {out}")

@@ -20,6 +20,7 @@ from facekit.data.stats import COLUMN_NAMES, crossing
 from facekit.data.table import CATEGORIES
 
 if TYPE_CHECKING:  # predict pulls in torch; figures of tables should not need it
+    from facekit.evaluation.metrics import Calibration, ConfusionMatrix, DecadeError
     from facekit.predict import FacePrediction
 
 GENDER_COLORS = {"Male": "#1f6feb", "Female": "#d6336c"}
@@ -324,11 +325,11 @@ def share_intervals(table: pd.DataFrame, title: str) -> go.Figure:
 EVALUATION_COLORS = px.colors.qualitative.Safe
 
 
-def confusion_heatmap(matrix: Mapping, normalize: bool = True, title: str = "Confusion matrix") -> go.Figure:
-    """True classes down, predicted across; ``matrix`` is the JSON's {labels, counts, normalized}."""
-    counts = np.asarray(matrix["counts"])
-    values = np.asarray(matrix["normalized"]) if normalize else counts
-    names = _names(matrix["labels"])
+def confusion_heatmap(matrix: ConfusionMatrix, normalize: bool = True, title: str = "Confusion matrix") -> go.Figure:
+    """True classes down, predicted across."""
+    counts = np.asarray(matrix.counts)
+    values = np.asarray(matrix.normalized) if normalize else counts
+    names = _names(matrix.labels)
     figure = go.Figure(go.Heatmap(
         z=values, x=names, y=names, colorscale="Blues", customdata=counts,
         text=[[f"{v:.0%}" if normalize else f"{v:,}" for v in row] for row in values], texttemplate="%{text}",
@@ -372,8 +373,8 @@ def group_bars(reports: Mapping[str, pd.DataFrame], years: bool, title: str) -> 
     return _tidy(figure, title)
 
 
-def decade_errors(reports: Mapping[str, Sequence[Mapping]], title: str = "Age MAE by true age") -> go.Figure:
-    """Age MAE per decade of true age (the JSON's ``age.mae_by_decade``), one colour per report."""
+def decade_errors(reports: Mapping[str, Sequence[DecadeError]], title: str = "Age MAE by true age") -> go.Figure:
+    """Age MAE per decade of true age (``AgeMetrics.mae_by_decade``), one colour per report."""
     figure = go.Figure()
     for index, (name, rows) in enumerate(reports.items()):
         table = pd.DataFrame(list(rows), columns=["decade", "mae", "n"])
@@ -386,15 +387,15 @@ def decade_errors(reports: Mapping[str, Sequence[Mapping]], title: str = "Age MA
     return _tidy(figure, title)
 
 
-def reliability_diagram(reports: Mapping[str, Mapping], title: str = "Reliability") -> go.Figure:
-    """Accuracy against confidence per bin (the JSON's ``calibration.<head>``); the diagonal is perfect calibration.
+def reliability_diagram(reports: Mapping[str, Calibration], title: str = "Reliability") -> go.Figure:
+    """Accuracy against confidence per bin of one head's ``Calibration``; the diagonal is perfect calibration.
 
     Marker size follows the bin's number of faces, so a far-off bin with three faces is seen to be one.
     """
     figure = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"),
                                   name="perfectly calibrated", hoverinfo="skip"))
     for index, (name, data) in enumerate(reports.items()):
-        bins = pd.DataFrame(data["bins"], columns=["low", "high", "count", "confidence", "accuracy"])
+        bins = pd.DataFrame(list(data.bins), columns=["low", "high", "count", "confidence", "accuracy"])
         size = 6 + 24 * np.sqrt(bins["count"] / max(bins["count"].max(), 1))
         figure.add_trace(go.Scatter(
             x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", name=name or "model",

@@ -6,7 +6,6 @@ figures from ``facekit.viz``. Grad-CAM of a mistake is computed on request only.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Optional
 
@@ -14,14 +13,16 @@ import streamlit as st
 
 from facekit import labels, viz
 from facekit.evaluation.evaluate import Evaluation, image_reference, load_evaluation
-from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, KEY_METRICS, METRIC_NAMES, YEARS, by_group_table,
-                            committed_reports, evaluation_facts, fmt, gap_sentence, gap_table, headline_table,
-                            metric_rows, mistakes, model_card, per_class_table)
+from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, METRIC_NAMES, YEARS, by_group_table,
+                                       committed_reports, datasets_table, evaluation_facts, fmt,
+                                       gap_sentence, headline_table, key_gaps, metric_rows, mistakes, model_card,
+                                       per_class_table, same_model_reports)
+from facekit.evaluation.summary import EvaluationSummary, made_from
 
 ON_DISK = "A report folder on disk"
 NOTHING = "Nothing"
 GALLERY = 12
-HEADS = {"Gender": "gender", "Ethnicity": "race", "Age": "age"}
+HEADS = {"Gender": "gender", "Ethnicity": "race", "Ethnicity (7)": "race7", "Age": "age"}
 
 REPORTS = committed_reports()
 
@@ -35,8 +36,15 @@ def load(folder: str, modified: float) -> Evaluation:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def file_digest(path: str, modified: float) -> Optional[str]:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else None
+def cached_same_model(sha256: str, modified: tuple[float, ...]) -> dict[str, EvaluationSummary]:
+    """``modified`` (the committed summaries' times) only keys the cache."""
+    return same_model_reports(sha256)
+
+
+def same_model(summary: EvaluationSummary) -> dict[str, EvaluationSummary]:
+    """The committed evaluations of this report's weights, by folder: one per dataset."""
+    return cached_same_model(summary.model.sha256,
+                             tuple(folder.joinpath("evaluation.json").stat().st_mtime for folder in REPORTS.values()))
 
 
 @st.cache_data(show_spinner=False, max_entries=500)
@@ -69,16 +77,23 @@ def choose(label: str, options: list[str], key: str) -> tuple[Optional[str], Opt
 
 def model_file_note(evaluation: Evaluation) -> None:
     """Say so when the model file on this machine is not the one the report measured (it was retrained)."""
-    from facekit.data.paths import resolve_shown
+    summary = evaluation.summary
+    same = made_from(summary)
+    if same is None:
+        st.caption(f"The model file {summary.model.path} is not on this machine; the numbers are the saved ones.")
+    elif not same:
+        st.warning(f"{summary.model.path} has changed since this report was made (retrained?): regenerate it with "
+                   f"`{summary.command or 'facekit evaluate --out DIR'}`.")
 
-    model = evaluation.summary["model"]
-    path = resolve_shown(model["path"])
-    digest = file_digest(str(path), path.stat().st_mtime if path.exists() else 0.0)
-    if digest is None:
-        st.caption(f"The model file {model['path']} is not on this machine; the numbers are the saved ones.")
-    elif digest != model["sha256"]:
-        st.warning(f"{model['path']} has changed since this report was made (retrained?): regenerate it with "
-                   f"`{evaluation.summary.get('command', 'facekit evaluate --out DIR')}`.")
+
+def datasets_view(summary: EvaluationSummary) -> None:
+    """The committed evaluations of this report's model side by side, one row per dataset."""
+    same = same_model(summary)
+    if len(same) < 2:
+        return
+    st.markdown(f"**{summary.model.name} on each dataset** (committed evaluations of the same weights)")
+    table = datasets_table(list(same.values()))
+    st.dataframe(table.assign(report=list(same)).set_index("report"), key="datasets")
 
 
 def headline(reports: dict[str, Evaluation]) -> None:
@@ -86,19 +101,24 @@ def headline(reports: dict[str, Evaluation]) -> None:
     other = rest[0][1].summary if rest else None
     shown = [("gender", "accuracy", "gender.accuracy"), ("race", "accuracy", "race.accuracy"),
              ("age", "mae", "age.mae"), ("age", "interval_coverage", "age.interval_coverage")]
+
+    def read(summary: EvaluationSummary, head: str, key: str) -> Optional[float]:
+        metrics = summary.head(head)
+        return getattr(metrics, key) if metrics is not None else None
+
     columns = st.columns(len(shown) + 1)
     for column, (head, key, metric) in zip(columns, shown):
-        value = first.summary.get(head, {}).get(key)
+        value = read(first.summary, head, key)
         delta = None
-        if other is not None and other.get(head, {}).get(key) is not None and value is not None:
-            difference = value - other[head][key]
+        if other is not None and read(other, head, key) is not None and value is not None:
+            difference = value - read(other, head, key)
             delta = f"{difference:+.2f} years" if metric in YEARS else f"{difference * 100:+.1f} points"
         column.metric(METRIC_NAMES[metric], fmt(metric, value), delta,
                       delta_color="inverse" if metric in YEARS else "normal",
                       help=f"compared with {rest[0][0]}" if rest else None)
-    hit_rate = first.summary["detector"].get("hit_rate")
+    hit_rate = first.summary.detector.hit_rate
     columns[-1].metric("detector hit rate", "n/a (archive crops)" if hit_rate is None else f"{hit_rate:.1%}",
-                       help=first.summary["detector"]["note"])
+                       help=first.summary.detector.note)
 
 
 def classes_tab(reports: dict[str, Evaluation]) -> None:
@@ -107,25 +127,27 @@ def classes_tab(reports: dict[str, Evaluation]) -> None:
     for column, (name, evaluation) in zip(st.columns(len(reports)), reports.items()):
         with column:
             summary = evaluation.summary
-            if head not in summary:
+            metrics = summary.head(head)
+            if metrics is None:
                 st.info(f"{name}: no {HEAD_NAMES[head]} labels, head skipped.")
                 continue
-            st.plotly_chart(viz.confusion_heatmap(summary[head]["confusion_matrix"], normalize,
+            st.plotly_chart(viz.confusion_heatmap(metrics.confusion_matrix, normalize,
                                                   f"{name}: {HEAD_NAMES[head]}"), key=f"confusion_{name}")
             table = per_class_table(summary, head)
             st.dataframe(table, hide_index=True, column_config={
                 c: st.column_config.ProgressColumn(c, format="percent", min_value=0, max_value=1)
                 for c in ("precision", "recall", "f1")})
-            accuracy = summary[head]["bin_accuracy" if head == "age" else "accuracy"]
-            balanced = summary[head].get("balanced_accuracy")
-            st.caption(f"accuracy {accuracy:.1%}" + (f", balanced accuracy {balanced:.1%}" if balanced else "")
-                       + (f"; one age group off allowed {summary['age']['bin_one_off_accuracy']:.1%}"
+            accuracy = metrics.bin_accuracy if head == "age" else metrics.accuracy
+            balanced = None if head == "age" else metrics.balanced_accuracy
+            st.caption(f"accuracy {fmt('race.accuracy', accuracy)}"
+                       + (f", balanced accuracy {balanced:.1%}" if balanced else "")
+                       + (f"; one age group off allowed {fmt('race.accuracy', metrics.bin_one_off_accuracy)}"
                           if head == "age" else ""))
 
 
 def groups_tab(reports: dict[str, Evaluation]) -> None:
     first = next(iter(reports.values())).summary
-    features = first.get("group_settings", {}).get("features", [])
+    features = list(first.features)
     left, right = st.columns(2)
     metric = left.selectbox("Metric", list(METRIC_NAMES), format_func=METRIC_NAMES.get, key="group_metric")
     feature = right.selectbox("By", features, format_func=FEATURE_NAMES.get, key="group_feature")
@@ -133,13 +155,12 @@ def groups_tab(reports: dict[str, Evaluation]) -> None:
     names = {name: name for name in rows} if len(rows) > 1 else {name: "" for name in rows}
     st.plotly_chart(viz.group_bars({names[n]: r for n, r in rows.items()}, metric in YEARS,
                                    f"{METRIC_NAMES[metric]} by {FEATURE_NAMES[feature]} (95% CI)"), key="group_bars")
-    minimum = first.get("group_settings", {}).get("min_size")
+    minimum = first.group_settings.min_size
     for name, evaluation in reports.items():
-        gaps = gap_table(evaluation.summary)
-        gaps = gaps[(gaps["metric"] == metric) & (gaps["feature"] == feature)]
+        gaps = [gap for gap in key_gaps(evaluation.summary, [metric]) if gap.feature == feature]
         prefix = f"**{name}**: " if len(reports) > 1 else ""
-        if len(gaps):
-            st.markdown(prefix + gap_sentence(gaps.iloc[0]))
+        if gaps:
+            st.markdown(prefix + gap_sentence(gaps[0]))
         else:
             st.markdown(prefix + f"no gap: fewer than two groups of at least {minimum} faces.")
     st.caption(f"Pale bars marked (small) are groups under {minimum} faces: shown, not compared. The dashed line is "
@@ -149,14 +170,14 @@ def groups_tab(reports: dict[str, Evaluation]) -> None:
 
 
 def age_tab(reports: dict[str, Evaluation]) -> None:
-    present = {name: e.summary for name, e in reports.items() if e.summary.get("age", {}).get("mae") is not None}
+    present = {name: e.summary for name, e in reports.items() if e.summary.age and e.summary.age.mae is not None}
     if not present:
         st.info("No ages in years in this evaluation.")
         return
     label = (lambda n: n) if len(present) > 1 else (lambda n: "")
-    st.plotly_chart(viz.decade_errors({label(n): s["age"]["mae_by_decade"] for n, s in present.items()}),
+    st.plotly_chart(viz.decade_errors({label(n): s.age.mae_by_decade for n, s in present.items()}),
                     key="decades")
-    feature = st.selectbox("Age error by", next(iter(present.values()))["group_settings"]["features"],
+    feature = st.selectbox("Age error by", next(iter(present.values())).features,
                            format_func=FEATURE_NAMES.get, key="age_feature")
     for metric in ("age.mae", "age.interval_coverage"):
         rows = {label(n): metric_rows(s, metric, feature) for n, s in present.items()}
@@ -167,11 +188,11 @@ def age_tab(reports: dict[str, Evaluation]) -> None:
 
 
 def calibration_tab(reports: dict[str, Evaluation]) -> None:
-    heads = list(dict.fromkeys(h for e in reports.values() for h in e.summary.get("calibration", {})))
+    heads = list(dict.fromkeys(h for e in reports.values() for h in e.summary.calibration))
     label = (lambda n: n) if len(reports) > 1 else (lambda n: "")
     for column, head in zip(st.columns(len(heads) or 1), heads):
-        data = {label(n): e.summary["calibration"][head] for n, e in reports.items() if head in e.summary["calibration"]}
-        eces = ", ".join(f"{d['ece']:.3f}" for d in data.values())
+        data = {label(n): e.summary.calibration[head] for n, e in reports.items() if head in e.summary.calibration}
+        eces = ", ".join(fmt("gender.ece", d.ece) for d in data.values())
         column.plotly_chart(viz.reliability_diagram(data, f"{HEAD_NAMES.get(head, head)} (ECE {eces})"),
                             key=f"reliability_{head}")
     st.caption("Points on the diagonal mean the stated confidence is the real accuracy; below it, overconfident. "
@@ -180,11 +201,9 @@ def calibration_tab(reports: dict[str, Evaluation]) -> None:
 
 def grad_cam(evaluation: Evaluation, data: bytes, head: str) -> Optional[object]:
     """The Grad-CAM overlay of the predicted class on one mistake, or None when it cannot be made here."""
-    from facekit.data.paths import resolve_shown
     from facekit.vision.io import load_image
 
-    path = resolve_shown(evaluation.summary["model"]["path"])
-    predictor, explainer = gradcam_tools(str(path))
+    predictor, explainer = gradcam_tools(str(evaluation.summary.model.file()))
     image = load_image(data)
     result = predictor.predict(image)
     if not result.faces:
@@ -207,11 +226,12 @@ def explain_available(evaluation: Evaluation) -> bool:
         import facekit.explain  # noqa: F401  (another module's feature: used only when present)
     except ImportError:
         return False
-    return evaluation.summary["crop"] == "detect"
+    return evaluation.summary.crop == "detect"
 
 
 def mistakes_tab(name: str, evaluation: Evaluation) -> None:
-    head = HEADS[st.radio("Head", list(HEADS), horizontal=True, key="mistake_head")]
+    present = [label for label, head in HEADS.items() if evaluation.summary.head(head) is not None]
+    head = HEADS[st.radio("Head", present, horizontal=True, key="mistake_head")]
     wrong = mistakes(evaluation.predictions, head)
     if wrong.empty:
         st.info("No mistakes of this head in this evaluation.")
@@ -225,7 +245,7 @@ def mistakes_tab(name: str, evaluation: Evaluation) -> None:
     images, captions, missing = [], [], 0
     for _, row in wrong.head(GALLERY).iterrows():
         try:
-            data = face_image(image_reference(row, evaluation.summary["dataset"]))
+            data = face_image(image_reference(row, evaluation.summary.dataset))
         except (ValueError, OSError):
             missing += 1
             continue
@@ -238,7 +258,7 @@ def mistakes_tab(name: str, evaluation: Evaluation) -> None:
         images.append(data if overlay is None else overlay)
         captions.append(caption)
     if missing:
-        st.info(f"{missing} image(s) could not be read on this machine: the dataset ({evaluation.summary['dataset']['source']}) "
+        st.info(f"{missing} image(s) could not be read on this machine: the dataset ({evaluation.summary.dataset.source}) "
                 "is not here. For UTKFace, set FACEKIT_UTKFACE to the archive.")
     if images:
         st.image(images, caption=captions, width=150)
@@ -261,13 +281,14 @@ if second is not None and second_name != first_name:
 
 for fact in evaluation_facts(first.summary):
     st.markdown(f"- {fact}")
-for note in first.summary.get("notes", []):
+for note in first.summary.notes:
     st.caption(note)
 model_file_note(first)
+datasets_view(first.summary)
 if len(reports) > 1:
     st.caption(f"Compared with **{second_name}**: " + "; ".join(evaluation_facts(second.summary)[1:3]))
 headline(reports)
-if "groups" not in first.summary:
+if first.summary.group_settings is None:
     st.warning("This evaluation has no metrics (no face was evaluated).")
     st.stop()
 
@@ -276,9 +297,8 @@ with tabs[0]:
     for column, (name, evaluation) in zip(st.columns(len(reports)), reports.items()):
         column.markdown(f"**{name}**")
         column.dataframe(headline_table(evaluation.summary), hide_index=True, key=f"headline_{name}")
-    gaps = gap_table(first.summary)
     st.markdown("**Largest gaps between groups**")
-    for _, gap in gaps[gaps["metric"].isin(KEY_METRICS)].iterrows():
+    for gap in key_gaps(first.summary):
         st.markdown(f"- {gap_sentence(gap)}")
 with tabs[1]:
     classes_tab(reports)
@@ -291,6 +311,7 @@ with tabs[4]:
 with tabs[5]:
     mistakes_tab(first_name, first)
 with tabs[6]:
-    st.markdown(model_card(first.summary))
-    st.download_button("Download the model card", model_card(first.summary), file_name="MODEL_CARD.md",
-                       mime="text/markdown")
+    others = [s for name, s in same_model(first.summary).items() if name != first_name]
+    card = model_card([first.summary, *others])
+    st.markdown(card)
+    st.download_button("Download the model card", card, file_name="MODEL_CARD.md", mime="text/markdown")

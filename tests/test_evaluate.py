@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +19,13 @@ from facekit.cli import app
 from facekit.evaluation.evaluate import (PREDICTIONS_FILE, SUMMARY_FILE, Evaluation, image_reference, load_evaluation,
                               save_evaluation, summarize)
 from facekit.models.model import DEFAULT_MODEL
-from facekit.evaluation.report import model_card, write_report
+from facekit.evaluation.report import committed_reports, model_card, write_report
+from facekit.evaluation.summary import DatasetInfo, EvaluationSummary, ModelInfo
 
 FACEKIT = str(Path(sys.executable).parent / "facekit")
-MODEL_INFO = {"name": "synthetic", "path": "nowhere/synthetic.safetensors", "sha256": "0" * 64,
-              "metadata": {"temperature": {"gender": 1.0}, "data": {"dataset": "UTKFace"}}}
-DATASET_INFO = {"name": "utkface", "source": "/nowhere/UTKFace.tar.gz", "split": "test", "images": 0, "limit": None,
-                "sample_seed": None}
+MODEL_INFO = ModelInfo(name="synthetic", path="nowhere/synthetic.safetensors", sha256="0" * 64,
+                       metadata={"temperature": {"gender": 1.0}, "data": {"dataset": "UTKFace"}})
+DATASET_INFO = DatasetInfo(name="utkface", source="/nowhere/UTKFace.tar.gz", split="test", images=0)
 
 
 def synthetic_predictions(n: int = 300, seed: int = 0, no_face: int = 12) -> pd.DataFrame:
@@ -61,32 +62,31 @@ def synthetic_predictions(n: int = 300, seed: int = 0, no_face: int = 12) -> pd.
 
 def synthetic_evaluation(n: int = 300, seed: int = 0) -> Evaluation:
     predictions = synthetic_predictions(n, seed)
-    summary = summarize(predictions, model=MODEL_INFO, dataset={**DATASET_INFO, "images": n}, crop="detect", n_boot=50)
+    summary = summarize(predictions, model=MODEL_INFO, dataset=replace(DATASET_INFO, images=n), crop="detect", n_boot=50)
     return Evaluation(summary, predictions)
 
 
 def test_summary_matches_sklearn_on_its_rows() -> None:
     evaluation = synthetic_evaluation()
     summary, faces = evaluation.summary, evaluation.predictions.query("status == 'ok'")
-    assert summary["detector"]["images"] == 300 and summary["detector"]["faces_found"] == 288
-    assert summary["detector"]["hit_rate"] == pytest.approx(288 / 300)
-    assert any("no face" in note for note in summary["notes"])
+    assert summary.detector.images == 300 and summary.detector.faces_found == 288
+    assert summary.detector.hit_rate == pytest.approx(288 / 300)
+    assert any("no face" in note for note in summary.notes)
     for head in ("gender", "race"):
-        assert summary[head]["accuracy"] == pytest.approx(skm.accuracy_score(faces[f"{head}_true"], faces[f"{head}_pred"]))
-        assert summary[head]["balanced_accuracy"] == pytest.approx(
+        metrics = summary.head(head)
+        assert metrics.accuracy == pytest.approx(skm.accuracy_score(faces[f"{head}_true"], faces[f"{head}_pred"]))
+        assert metrics.balanced_accuracy == pytest.approx(
             skm.balanced_accuracy_score(faces[f"{head}_true"], faces[f"{head}_pred"]))
         classes = list({"gender": labels.GENDERS, "race": labels.RACES}[head])
         matrix = skm.confusion_matrix(faces[f"{head}_true"], faces[f"{head}_pred"], labels=classes)
-        assert summary[head]["confusion_matrix"]["counts"] == matrix.tolist()
-    assert summary["age"]["mae"] == pytest.approx(skm.mean_absolute_error(faces["age_true"], faces["age_pred"]))
-    assert summary["age"]["interval_coverage"] == pytest.approx(
+        assert [list(row) for row in metrics.confusion_matrix.counts] == matrix.tolist()
+    assert summary.age.mae == pytest.approx(skm.mean_absolute_error(faces["age_true"], faces["age_pred"]))
+    assert summary.age.interval_coverage == pytest.approx(
         ((faces["age_true"] >= faces["age_low"]) & (faces["age_true"] <= faces["age_high"])).mean())
-    assert set(summary["calibration"]) == {"gender", "race", "age_bin"}
-    features = {g["feature"] for g in summary["groups"]}
-    assert features == {"all", "gender", "race", "age_bin", "race_gender"}
-    assert all(set(g) >= {"metric", "group", "value", "ci_low", "ci_high", "n"} for g in summary["groups"])
-    assert any(g["small"] for g in summary["groups"] if g["feature"] == "race_gender")  # 300 faces / 10 cells
-    json.dumps(summary, allow_nan=False)  # valid JSON: no NaN
+    assert set(summary.calibration) == {"gender", "race", "age_bin"}
+    assert {g.feature for g in summary.groups} == {"all", "gender", "race", "age_bin", "race_gender"}
+    assert any(g.small for g in summary.groups if g.feature == "race_gender")  # 300 faces / 10 cells
+    json.dumps(summary.to_dict(), allow_nan=False)  # valid JSON: no NaN
 
 
 def test_unlabelled_heads_are_skipped_with_a_note() -> None:
@@ -94,11 +94,11 @@ def test_unlabelled_heads_are_skipped_with_a_note() -> None:
     predictions["race_true"] = np.nan
     predictions["age_true"] = np.nan  # bins stay: FairFace-like
     summary = summarize(predictions, model=MODEL_INFO, dataset=DATASET_INFO, crop="detect", n_boot=20)
-    assert "race" not in summary and "race" not in summary["calibration"]
-    assert summary["age"]["mae"] is None and summary["age"]["bin_accuracy"] is not None
-    assert any(note.startswith("race: no labels") for note in summary["notes"])
-    assert not any(g["metric"].startswith("race.") for g in summary["groups"])
-    assert "race" not in summary["group_settings"]["features"]
+    assert summary.race is None and "race" not in summary.calibration and "race" not in summary.to_dict()
+    assert summary.age.mae is None and summary.age.bin_accuracy is not None
+    assert any(note.startswith("race: no labels") for note in summary.notes)
+    assert not any(g.metric.startswith("race.") for g in summary.groups)
+    assert "race" not in summary.features
 
 
 def test_save_load_report_and_card(tmp_path: Path) -> None:
@@ -106,12 +106,12 @@ def test_save_load_report_and_card(tmp_path: Path) -> None:
     save_evaluation(evaluation, tmp_path)
     written = write_report(evaluation.summary, tmp_path)
     loaded = load_evaluation(tmp_path)
-    assert loaded.summary == json.loads(json.dumps(evaluation.summary))
+    assert loaded.summary == evaluation.summary
     assert len(loaded.predictions) == 300
     assert {p.name for p in written} == {"report.md", "report.html", "MODEL_CARD.md"}
     markdown = (tmp_path / "report.md").read_text()
     assert "## Headline" in markdown and "ethnicity accuracy by ethnicity" in markdown
-    card = model_card(evaluation.summary)
+    card = model_card([evaluation.summary])
     for section in ("Model details", "Intended use", "Factors", "Metrics", "Evaluation data", "Training data",
                     "Quantitative analyses", "Ethical considerations", "Caveats and recommendations"):
         assert f"## {section}" in card
@@ -125,8 +125,40 @@ def test_image_reference_points_at_the_local_archive(monkeypatch, tmp_path: Path
     monkeypatch.setenv("FACEKIT_UTKFACE", str(archive))
     row = {"image": "UTKFace/1_0_0_x.jpg.chip.jpg"}
     assert image_reference(row, DATASET_INFO) == f"{archive}::UTKFace/1_0_0_x.jpg.chip.jpg"
-    folder = {"name": "manifest", "source": str(tmp_path / "faces.csv")}
+    folder = DatasetInfo(name="manifest", source=str(tmp_path / "faces.csv"), split="all", images=1)
     assert image_reference({"image": "a/b.jpg"}, folder) == str(tmp_path / "a" / "b.jpg")
+
+
+def test_committed_reports_load_and_round_trip() -> None:
+    """The JSON keeps its keys: every committed report reads as a summary and writes back the same JSON."""
+    if not committed_reports():
+        pytest.skip("no committed report under facekit/assets/reports")
+    for folder in committed_reports().values():
+        saved = json.loads((folder / SUMMARY_FILE).read_text())
+        summary = load_evaluation(folder).summary
+        assert summary.to_dict() == saved and EvaluationSummary.from_dict(saved) == summary
+        assert summary.gender.accuracy == saved["gender"]["accuracy"] and summary.groups[0].n == saved["groups"][0]["n"]
+
+
+def test_a_seven_class_summary_keeps_race7_and_the_age_group_order() -> None:
+    predictions = synthetic_predictions(120)
+    rng = np.random.default_rng(3)
+    race7 = rng.integers(0, 7, len(predictions))
+    probs = np.eye(7)[race7] * 0.5 + rng.dirichlet(np.ones(7), len(predictions)) * 0.5
+    predictions["race7_true"] = np.array(labels.RACE7)[race7]
+    predictions["race7_pred"] = np.array(labels.RACE7)[probs.argmax(1)]
+    for i, name in enumerate(labels.RACE7):
+        predictions[f"p_race7_{name}"] = probs[:, i]
+    predictions["age_group_true"] = rng.choice(labels.AGE_GROUP_LABELS, len(predictions))
+    predictions["skin_true"] = rng.choice(labels.SKIN_TONES, len(predictions))
+    summary = summarize(predictions, model=MODEL_INFO, dataset=DATASET_INFO, crop="detect", n_boot=10)
+    assert summary.race7.confusion_matrix.labels == labels.RACE7 and "race7" in summary.calibration
+    assert [g.group for g in summary.age_group.groups] == list(labels.AGE_GROUP_LABELS)
+    assert {"race7", "skin", "age_group"} <= set(summary.features)
+    assert EvaluationSummary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
+    card = model_card([summary, replace(summary, dataset=replace(DATASET_INFO, name="wider-dev"))])
+    assert "| utkface (test) |" in card and "| wider-dev (test) |" in card
+    assert "accuracy by skin tone" in card and "by perceived age group" in card
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:

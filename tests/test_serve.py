@@ -104,10 +104,11 @@ def test_model_card_has_the_label_schema_and_metrics(client):
     assert card["metadata"]["labels"]["gender"] == list(labels.GENDERS)
     assert card["metadata"]["labels"]["race"] == list(labels.RACES)
     assert 0.5 < card["metadata"]["metrics"]["validation"]["gender"]["accuracy"] <= 1
-    headline = {row["metric"]: row for row in card["evaluation"]["headline"]}
+    assert [e["report"] for e in card["evaluations"]][:1] == ["facekit-utkface"]  # the reports of these weights
+    headline = {row["metric"]: row for row in card["evaluations"][0]["headline"]}
     gender = headline["gender.accuracy"]
     assert 0.5 < gender["value"] <= 1 and gender["ci_low"] <= gender["value"] <= gender["ci_high"]
-    assert headline["age.mae"]["n"] > 1000 and card["evaluation"]["gaps"]
+    assert headline["age.mae"]["n"] > 1000 and card["evaluations"][0]["gaps"]
     assert card["limits"]["max_upload_bytes"] == LIMITS.max_upload_bytes
     assert client.get("/healthz").json()["status"] == "ok"
 

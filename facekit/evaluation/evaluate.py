@@ -2,7 +2,7 @@
 
 ``evaluate`` runs the ``Predictor`` over the chosen faces and returns an ``Evaluation``: one
 row per image (``predictions``, saved as CSV so the app can show the worst mistakes without
-recomputing) and a JSON-able ``summary`` computed from those rows alone by ``summarize``, so
+recomputing) and an ``EvaluationSummary`` computed from those rows alone by ``summarize``, so
 anyone can check the headline numbers against the CSV.
 
 One face per image: the largest one the detector finds, cropped exactly as at inference.
@@ -12,12 +12,10 @@ chip is already a face crop) to measure what re-detection costs or gains.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
@@ -27,12 +25,13 @@ import pandas as pd
 
 from facekit import labels
 from facekit.evaluation import metrics
+from facekit.evaluation.summary import (AgeGroupAge, AgeGroupOrder, DatasetInfo, DetectorCounts, EvaluationSummary,
+                                        GroupSettings, ModelInfo, Timings, weights_sha256)
 
 CROPS = ("detect", "archive")
 SPLIT_ALL = "all"
 SUMMARY_FILE = "evaluation.json"
 PREDICTIONS_FILE = "predictions.csv"
-FORMAT = "facekit-evaluation/1"
 HEADS = ("gender", "race", "age")
 CLASSES = {"gender": labels.GENDERS, "race": labels.RACES, "age_bin": labels.AGE_BIN_LABELS}
 # Face height in the original photo, for the attributes of small faces.
@@ -49,12 +48,12 @@ NO_FACE_NOTE = "images where the detector found no face are excluded from the he
 class Evaluation:
     """An evaluation's rows (one per image) and its summary (the JSON)."""
 
-    summary: dict
+    summary: EvaluationSummary
     predictions: pd.DataFrame
 
 
 def select_faces(data: Optional[os.PathLike | str], split: str = "test", limit: Optional[int] = None,
-                 seed: int = 0) -> tuple[dict, pd.DataFrame]:
+                 seed: int = 0) -> tuple[DatasetInfo, pd.DataFrame]:
     """Dataset info and the rows to evaluate: one split (or ``all``), with images, ``limit`` sampled.
 
     The default dataset is the UTKFace archive ``locate_utkface`` finds; the shipped datasets
@@ -86,8 +85,8 @@ def select_faces(data: Optional[os.PathLike | str], split: str = "test", limit: 
         raise DatasetError(f"{path}: no labels to evaluate against")
     if limit is not None and limit < len(frame):
         frame = frame.sample(n=limit, random_state=seed).sort_index()
-    info = {"name": table.dataset, "source": str(Path(table.source).resolve()), "split": split, "images": len(frame),
-            "limit": limit, "sample_seed": seed if limit is not None else None}
+    info = DatasetInfo(name=table.dataset, source=str(Path(table.source).resolve()), split=split, images=len(frame),
+                       limit=limit, sample_seed=seed if limit is not None else None)
     return info, frame.reset_index(drop=True)
 
 
@@ -102,7 +101,7 @@ def _relative_image(ref: str, source: str) -> str:
     return os.path.relpath(ref, base) if not sep and ref.startswith(base) else ref
 
 
-def image_reference(row: pd.Series | dict, dataset: dict) -> str:
+def image_reference(row: pd.Series | dict, dataset: DatasetInfo) -> str:
     """The ``read_image_bytes`` reference of a predictions row on this machine.
 
     Resolved against the dataset's source; a UTKFace evaluation made elsewhere is pointed
@@ -111,10 +110,10 @@ def image_reference(row: pd.Series | dict, dataset: dict) -> str:
     from facekit.data import locate_utkface
     from facekit.data.utkface import MEMBER_SEP, is_archive
 
-    ref, source = str(row["image"]), dataset["source"]
+    ref, source = str(row["image"]), dataset.source
     if MEMBER_SEP in ref or Path(ref).is_absolute():
         return ref
-    if not Path(source).exists() and dataset.get("name") == "utkface" and locate_utkface() is not None:
+    if not Path(source).exists() and dataset.name == "utkface" and locate_utkface() is not None:
         source = str(locate_utkface())
     if is_archive(Path(source)):
         return f"{source}{MEMBER_SEP}{ref}"
@@ -232,7 +231,7 @@ def _face_sizes(faces: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.Categorical(groups, categories=names))
 
 
-def age_group_order(faces: pd.DataFrame) -> dict | None:
+def age_group_order(faces: pd.DataFrame) -> AgeGroupOrder | None:
     """Predicted age per perceived age group: do means rise from Young Adult to Senior, and how often
     is a Senior face predicted at least ``SENIOR_AGE``? None without age-group labels."""
     if "age_group_true" not in faces or faces["age_group_true"].isna().all():
@@ -240,13 +239,12 @@ def age_group_order(faces: pd.DataFrame) -> dict | None:
     rows = []
     for group in labels.AGE_GROUP_LABELS:
         ages = faces.loc[faces["age_group_true"] == group, "age_pred"].astype(float)
-        rows.append({"group": group, "faces": int(len(ages)), "mean_age": float(ages.mean()) if len(ages) else None,
-                     "median_age": float(ages.median()) if len(ages) else None})
-    means = [r["mean_age"] for r in rows if r["mean_age"] is not None]
+        rows.append(AgeGroupAge(group, int(len(ages)), float(ages.mean()) if len(ages) else None,
+                                float(ages.median()) if len(ages) else None))
+    means = [r.mean_age for r in rows if r.mean_age is not None]
     seniors = faces.loc[faces["age_group_true"] == "senior", "age_pred"].astype(float)
-    return {"groups": rows, "rising": bool(all(a < b for a, b in zip(means, means[1:]))),
-            "senior_age": SENIOR_AGE,
-            "senior_at_least": float((seniors >= SENIOR_AGE).mean()) if len(seniors) else None}
+    return AgeGroupOrder(tuple(rows), rising=bool(all(a < b for a, b in zip(means, means[1:]))), senior_age=SENIOR_AGE,
+                         senior_at_least=float((seniors >= SENIOR_AGE).mean()) if len(seniors) else None)
 
 
 def _group_features(faces: pd.DataFrame) -> dict[str, pd.Series]:
@@ -269,29 +267,25 @@ def _group_features(faces: pd.DataFrame) -> dict[str, pd.Series]:
     return {name: values for name, values in features.items() if values.notna().any()}
 
 
-def summarize(predictions: pd.DataFrame, *, model: dict, dataset: dict, crop: str,
-              min_group: int = metrics.MIN_GROUP, n_boot: int = metrics.N_BOOT, seed: int = 0) -> dict:
-    """The evaluation JSON from the per-image rows alone (no model, no images needed)."""
+def summarize(predictions: pd.DataFrame, *, model: ModelInfo, dataset: DatasetInfo, crop: str,
+              min_group: int = metrics.MIN_GROUP, n_boot: int = metrics.N_BOOT, seed: int = 0) -> EvaluationSummary:
+    """The evaluation summary from the per-image rows alone (no model, no images needed).
+
+    It goes through its JSON once, so the summary in memory is the one a saved report reads back.
+    """
     faces = predictions[predictions["status"] == "ok"].reset_index(drop=True)
     unreadable = int(predictions["status"].str.startswith("unreadable").sum())
     read = len(predictions) - unreadable
-    summary: dict = {
-        "format": FORMAT,
-        "model": model,
-        "dataset": dataset,
-        "crop": crop,
-        "detector": {
-            "images": len(predictions), "unreadable": unreadable, "faces_found": len(faces) if crop == "detect" else None,
-            "hit_rate": len(faces) / read if crop == "detect" and read else None, "evaluated": len(faces),
-            "note": NO_FACE_NOTE if crop == "detect" else "archive crops: the whole image is the face, no detection",
-        },
-        "notes": [],
-    }
+    detector = DetectorCounts(
+        images=len(predictions), unreadable=unreadable, faces_found=len(faces) if crop == "detect" else None,
+        hit_rate=len(faces) / read if crop == "detect" and read else None, evaluated=len(faces),
+        note=NO_FACE_NOTE if crop == "detect" else "archive crops: the whole image is the face, no detection")
+    notes: list[str] = []
     if crop == "detect" and len(faces) < read:
-        summary["notes"].append(f"{read - len(faces)} of {read} images had no face found: {NO_FACE_NOTE}")
+        notes.append(f"{read - len(faces)} of {read} images had no face found: {NO_FACE_NOTE}")
     if faces.empty:
-        summary["notes"].append("no face was evaluated: no metrics")
-        return summary
+        notes.append("no face was evaluated: no metrics")
+        return EvaluationSummary(model=model, dataset=dataset, crop=crop, detector=detector, notes=tuple(notes))
     gender = np.array(labels.encode(faces["gender_true"], labels.GENDERS), np.int64)
     race = np.array(labels.encode(faces["race_true"], labels.RACES), np.int64)
     bins = np.array(labels.encode(faces["age_bin_true"], labels.AGE_BIN_LABELS), np.int64)
@@ -299,63 +293,48 @@ def summarize(predictions: pd.DataFrame, *, model: dict, dataset: dict, crop: st
     probs = {head: faces[[f"p_{head}_{c}" for c in classes]].to_numpy(float) for head, classes in CLASSES.items()}
     age_pred, low, high = (faces[c].to_numpy(float) for c in ("age_pred", "age_low", "age_high"))
     bin_pred = probs["age_bin"].argmax(1)
-    calibration = {}
-    for head, truth in (("gender", gender), ("race", race)):
+    heads: dict[str, metrics.ClassificationMetrics] = {}
+    calibration: dict[str, metrics.Calibration] = {}
+    truths = {"gender": (gender, CLASSES["gender"]), "race": (race, CLASSES["race"])}
+    if "race7_true" in faces and "race7_pred" in faces:
+        probs["race7"] = faces[[f"p_race7_{c}" for c in labels.RACE7]].to_numpy(float)
+        truths["race7"] = (np.array(labels.encode(faces["race7_true"], labels.RACE7), np.int64), labels.RACE7)
+    for head, (truth, classes) in truths.items():
         if (truth >= 0).any():
-            report = metrics.classification_metrics(truth, probs[head].argmax(1), CLASSES[head])
             calibration[head] = metrics.calibration(truth, probs[head])
-            summary[head] = {**report.to_dict(), "ece": calibration[head].ece}
-        else:
-            summary["notes"].append(f"{head}: no labels in this dataset, head skipped")
-    race7 = np.array(labels.encode(faces["race7_true"], labels.RACE7), np.int64) if "race7_true" in faces else None
-    if race7 is not None and "race7_pred" in faces and (race7 >= 0).any():
-        probs7 = faces[[f"p_race7_{c}" for c in labels.RACE7]].to_numpy(float)
-        report = metrics.classification_metrics(race7, probs7.argmax(1), labels.RACE7)
-        calibration["race7"] = metrics.calibration(race7, probs7)
-        summary["race7"] = {**report.to_dict(), "ece": calibration["race7"].ece}
-    order = age_group_order(faces)
-    if order is not None:
-        summary["age_group"] = order
+            heads[head] = replace(metrics.classification_metrics(truth, probs[head].argmax(1), classes),
+                                  ece=calibration[head].ece)
+        elif head != "race7":
+            notes.append(f"{head}: no labels in this dataset, head skipped")
+    age_metrics = None
     if (bins >= 0).any():
-        summary["age"] = metrics.age_metrics(age, age_pred, low, high, bins, bin_pred).to_dict()
+        age_metrics = metrics.age_metrics(age, age_pred, low, high, bins, bin_pred)
         calibration["age_bin"] = metrics.calibration(bins, probs["age_bin"])
         if np.isnan(age).all():
-            summary["notes"].append("age: no ages in years, only age bins; MAE, CS@5 and coverage skipped")
+            notes.append("age: no ages in years, only age bins; MAE, CS@5 and coverage skipped")
     else:
-        summary["notes"].append("age: no labels in this dataset, head skipped")
-    summary["calibration"] = {head: c.to_dict() for head, c in calibration.items()}
+        notes.append("age: no labels in this dataset, head skipped")
+    features = _group_features(faces)
     groups = metrics.group_metrics(
         metrics.head_group_metrics(gender, probs["gender"], race, probs["race"], age, age_pred, low, high, bins,
                                    bin_pred),
-        _group_features(faces), min_size=min_group, n_boot=n_boot, seed=seed)
-    summary["groups"] = [vars(v) for v in groups.values]
-    summary["gaps"] = [{**vars(g), "small_groups": list(g.small_groups)} for g in groups.gaps]
-    summary["group_settings"] = {"min_size": min_group, "n_boot": n_boot, "ci": metrics.CI, "seed": seed,
-                                 "features": list(_group_features(faces))}
-    return _finite(summary)
+        features, min_size=min_group, n_boot=n_boot, seed=seed)
+    summary = EvaluationSummary(
+        model=model, dataset=dataset, crop=crop, detector=detector, notes=tuple(notes), **heads,
+        age_group=age_group_order(faces), age=age_metrics, calibration=calibration, groups=groups.values,
+        gaps=groups.gaps,
+        group_settings=GroupSettings(min_size=min_group, n_boot=n_boot, ci=metrics.CI, seed=seed,
+                                     features=tuple(features)))
+    return EvaluationSummary.from_dict(summary.to_dict())
 
 
-def _finite(value):
-    """NaN and infinity as null: JSON has no NaN, and a missing metric should read as missing."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def model_info(checkpoint: Optional[os.PathLike | str], metadata: dict) -> dict:
+def model_info(checkpoint: Optional[os.PathLike | str], metadata: dict) -> ModelInfo:
     """Which model: its name, path (named from the package's folder when shipped), weights hash and sidecar."""
     from facekit.data.paths import shown_path
     from facekit.models.model import DEFAULT_MODEL
 
     path = Path(checkpoint or DEFAULT_MODEL).resolve()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return {"name": path.stem, "path": str(shown_path(path)), "sha256": digest, "metadata": metadata}
+    return ModelInfo(name=path.stem, path=str(shown_path(path)), sha256=weights_sha256(path), metadata=metadata)
 
 
 def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.PathLike | str] = None,
@@ -374,12 +353,12 @@ def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.P
     started = time.time()
     predictions = predict_faces(frame, predictor, crop, batch_size, log)
     seconds = time.time() - started
-    predictions["image"] = [_relative_image(ref, dataset["source"]) for ref in predictions["image"]]
+    predictions["image"] = [_relative_image(ref, dataset.source) for ref in predictions["image"]]
     summary = summarize(predictions, model=model_info(checkpoint, predictor.metadata), dataset=dataset, crop=crop,
                         min_group=min_group, n_boot=n_boot, seed=seed)
-    summary["engine"] = predictor.engine
-    summary["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    summary["timings"] = {"seconds": round(seconds, 1), "per_image": round(seconds / max(len(frame), 1), 4)}
+    summary = replace(summary, engine=predictor.engine,
+                      created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      timings=Timings(round(seconds, 1), round(seconds / max(len(frame), 1), 4)))
     return Evaluation(summary, predictions)
 
 
@@ -388,21 +367,30 @@ def save_evaluation(evaluation: Evaluation, folder: os.PathLike | str) -> list[P
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     summary_path, predictions_path = folder / SUMMARY_FILE, folder / PREDICTIONS_FILE
-    summary_path.write_text(json.dumps(evaluation.summary, indent=1) + "\n")
+    summary_path.write_text(json.dumps(evaluation.summary.to_dict(), indent=1) + "\n")
     evaluation.predictions.to_csv(predictions_path, index=False, lineterminator="\n")
     return [summary_path, predictions_path]
 
 
-def load_evaluation(folder: os.PathLike | str) -> Evaluation:
-    """A saved evaluation; FileNotFoundError / ValueError with a one-line reason when it is not one."""
-    folder = Path(folder)
-    summary_path, predictions_path = folder / SUMMARY_FILE, folder / PREDICTIONS_FILE
-    if not summary_path.is_file() or not predictions_path.is_file():
+def load_summary(folder: os.PathLike | str) -> EvaluationSummary:
+    """A saved evaluation's summary alone; FileNotFoundError / ValueError with a one-line reason when it is not one."""
+    path = Path(folder) / SUMMARY_FILE
+    if not path.is_file():
         raise FileNotFoundError(f"no evaluation in {folder} (need {SUMMARY_FILE} and {PREDICTIONS_FILE})")
     try:
-        summary = json.loads(summary_path.read_text())
+        return EvaluationSummary.from_dict(json.loads(path.read_text()))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{summary_path} is not valid JSON ({error})") from None
-    if summary.get("format") != FORMAT:
-        raise ValueError(f"{summary_path} is not a {FORMAT} file")
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a complete evaluation summary ({error!r})") from None
+
+
+def load_evaluation(folder: os.PathLike | str) -> Evaluation:
+    """A saved evaluation; FileNotFoundError / ValueError with a one-line reason when it is not one."""
+    predictions_path = Path(folder) / PREDICTIONS_FILE
+    summary = load_summary(folder)
+    if not predictions_path.is_file():
+        raise FileNotFoundError(f"no evaluation in {folder} (need {SUMMARY_FILE} and {PREDICTIONS_FILE})")
     return Evaluation(summary, pd.read_csv(predictions_path, keep_default_na=True))

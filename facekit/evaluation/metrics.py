@@ -172,6 +172,11 @@ class ConfusionMatrix:
     labels: tuple[str, ...]
     counts: tuple[tuple[int, ...], ...]
 
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ConfusionMatrix:
+        """``normalized`` is derived from the counts, so it is not read back."""
+        return cls(tuple(data["labels"]), tuple(tuple(row) for row in data["counts"]))
+
     @property
     def normalized(self) -> tuple[tuple[float, ...], ...]:
         """Rows divided by their totals: the share of each true class given each answer (0 for empty rows)."""
@@ -203,20 +208,32 @@ class Calibration:
     def to_dict(self) -> dict:
         return {"ece": self.ece, "bins": [asdict(b) for b in self.bins]}
 
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Calibration:
+        return cls(data["ece"], tuple(ReliabilityBin(**b) for b in data["bins"]))
+
 
 @dataclass(frozen=True)
 class ClassificationMetrics:
     """One classification head on the faces whose label is known."""
 
     n: int
-    accuracy: float
-    balanced_accuracy: float
+    accuracy: float | None  # None where a saved summary had no value
+    balanced_accuracy: float | None
     per_class: tuple[ClassMetrics, ...]
     confusion_matrix: ConfusionMatrix
+    ece: float | None = None  # set by an evaluation, from the same faces' calibration
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "accuracy": self.accuracy, "balanced_accuracy": self.balanced_accuracy,
+        data = {"n": self.n, "accuracy": self.accuracy, "balanced_accuracy": self.balanced_accuracy,
                 "per_class": [asdict(c) for c in self.per_class], "confusion_matrix": self.confusion_matrix.to_dict()}
+        return data if self.ece is None else {**data, "ece": self.ece}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ClassificationMetrics:
+        return cls(n=data["n"], accuracy=data["accuracy"], balanced_accuracy=data["balanced_accuracy"],
+                   per_class=tuple(ClassMetrics(**c) for c in data["per_class"]),
+                   confusion_matrix=ConfusionMatrix.from_dict(data["confusion_matrix"]), ece=data.get("ece"))
 
 
 @dataclass(frozen=True)
@@ -231,23 +248,32 @@ class AgeMetrics:
     """The age head: errors in years, the interval's coverage, and the derived age bins."""
 
     n: int
-    mae: float
-    rmse: float
-    cs5: float
-    interval_coverage: float
+    mae: float | None  # None (NaN in memory) without ages in years, e.g. FairFace's bins
+    rmse: float | None
+    cs5: float | None
+    interval_coverage: float | None
     interval: float  # the coverage the interval promises
-    bin_accuracy: float
-    bin_one_off_accuracy: float
+    bin_accuracy: float | None
+    bin_one_off_accuracy: float | None
     mae_by_decade: tuple[DecadeError, ...]
-    bins: ClassificationMetrics  # per-bin P/R/F1 and the bin confusion matrix
+    per_class: tuple[ClassMetrics, ...]  # per age bin
+    confusion_matrix: ConfusionMatrix  # of the age bins
 
     def to_dict(self) -> dict:
         data = {k: getattr(self, k) for k in ("n", "mae", "rmse", "cs5", "interval_coverage", "interval",
                                                "bin_accuracy", "bin_one_off_accuracy")}
         data["mae_by_decade"] = [asdict(d) for d in self.mae_by_decade]
-        data["per_class"] = [asdict(c) for c in self.bins.per_class]
-        data["confusion_matrix"] = self.bins.confusion_matrix.to_dict()
+        data["per_class"] = [asdict(c) for c in self.per_class]
+        data["confusion_matrix"] = self.confusion_matrix.to_dict()
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> AgeMetrics:
+        scalars = {k: data[k] for k in ("n", "mae", "rmse", "cs5", "interval_coverage", "interval", "bin_accuracy",
+                                        "bin_one_off_accuracy")}
+        return cls(**scalars, mae_by_decade=tuple(DecadeError(**d) for d in data["mae_by_decade"]),
+                   per_class=tuple(ClassMetrics(**c) for c in data["per_class"]),
+                   confusion_matrix=ConfusionMatrix.from_dict(data["confusion_matrix"]))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> ConfusionMatrix:
@@ -309,7 +335,7 @@ def age_metrics(age_true: np.ndarray, age_pred: np.ndarray, low: np.ndarray, hig
                       rmse=root_mean_squared_error(age_true, age_pred), cs5=cumulative_score(age_true, age_pred),
                       interval_coverage=interval_coverage(age_true, low, high), interval=INTERVAL,
                       bin_accuracy=bins.accuracy, bin_one_off_accuracy=one_off_accuracy(bin_true, bin_pred),
-                      mae_by_decade=by_decade, bins=bins)
+                      mae_by_decade=by_decade, per_class=bins.per_class, confusion_matrix=bins.confusion_matrix)
 
 
 # ---- group metrics: the same cores by group (fairlearn's MetricFrame), with bootstrap CIs
@@ -329,13 +355,20 @@ class GroupMetric:
 @dataclass(frozen=True)
 class GroupValue:
     metric: str
-    feature: str  # "all", "gender", "race", "age_bin", "race_gender"
+    feature: str  # "all" or a group feature: "gender", "race", "race7", "skin", "age_group", "face_size", ...
     group: str
-    value: float
-    ci_low: float
-    ci_high: float
+    value: float | None  # None where a saved summary had no value (NaN in memory)
+    ci_low: float | None
+    ci_high: float | None
     n: int
     small: bool  # fewer than the minimum group size: shown, but read with care
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> GroupValue:
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -349,9 +382,16 @@ class Gap:
     best_group: str
     best: float
     difference: float  # max - min (fairlearn's between_groups difference)
-    ratio: float  # min / max
+    ratio: float | None  # min / max; None once saved when the max is 0
     groups_compared: int
     small_groups: tuple[str, ...]  # left out of the gap, still listed among the values
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "small_groups": list(self.small_groups)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Gap:
+        return cls(**{**data, "small_groups": tuple(data["small_groups"])})
 
 
 @dataclass(frozen=True)

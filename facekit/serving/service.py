@@ -136,36 +136,30 @@ class BodyLimit:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What /v1/model answers: the checkpoint's identity, sidecar and its committed test-set evaluation."""
+    """What /v1/model answers: the checkpoint's identity, sidecar and its committed evaluations, one per dataset."""
 
     name: str
     path: str
     sha256: str
     metadata: dict
-    evaluation: Optional[dict]
+    evaluations: list[dict]
 
 
 def model_card_data(checkpoint: Optional[str | os.PathLike], metadata: dict) -> ModelCard:
-    """The sidecar (``model_info``) plus the committed report's headline and key gaps, if it is of these weights."""
-    from facekit.evaluation.evaluate import load_evaluation, model_info
-    from facekit.evaluation.report import KEY_METRICS, committed_reports, group_table
+    """The sidecar (``model_info``) plus each committed report of these weights: headline and key gaps."""
+    from facekit.evaluation.evaluate import model_info
+    from facekit.evaluation.report import committed_summaries, key_gaps
+    from facekit.evaluation.summary import made_from
 
     info = model_info(checkpoint, metadata)
-    folder = committed_reports().get(info["name"])
-    evaluation = None
-    if folder is not None:
-        summary = load_evaluation(folder).summary
-        if summary["model"].get("sha256") == info["sha256"]:
-            table = group_table(summary)
-            headline = table[table["feature"] == "all"][["metric", "value", "ci_low", "ci_high", "n"]]
-            evaluation = {
-                "report": folder.name, "dataset": summary["dataset"], "crop": summary["crop"],
-                "detector": summary["detector"], "created": summary.get("created"), "command": summary.get("command"),
-                "headline": headline.to_dict("records"),
-                "gaps": [gap for gap in summary.get("gaps", []) if gap["metric"] in KEY_METRICS],
-            }
-    return ModelCard(name=info["name"], path=info["path"], sha256=info["sha256"], metadata=metadata,
-                     evaluation=evaluation)
+    evaluations = [{
+        "report": name, "dataset": asdict(summary.dataset), "crop": summary.crop, "detector": asdict(summary.detector),
+        "created": summary.created, "command": summary.command,
+        "headline": [{k: g.to_dict()[k] for k in ("metric", "value", "ci_low", "ci_high", "n")}
+                     for g in summary.groups if g.feature == "all"],
+        "gaps": [gap.to_dict() for gap in key_gaps(summary)],
+    } for name, summary in committed_summaries().items() if made_from(summary, info.file())]
+    return ModelCard(name=info.name, path=info.path, sha256=info.sha256, metadata=metadata, evaluations=evaluations)
 
 
 def create_app(checkpoint: Optional[str | os.PathLike] = None, limits: ServiceLimits = ServiceLimits(),

@@ -2,39 +2,14 @@
 temperatures that calibrate each head on the validation faces of every dataset together."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from facekit import labels
 from facekit.evaluation.metrics import accuracy, age_point_and_interval, interval_coverage, mean_absolute_error
+from facekit.evaluation.summary import DatasetScores
 from facekit.training.targets import Targets, set_nll
-
-
-@dataclass(frozen=True)
-class DatasetScores:
-    """One dataset's validation numbers (fractions, years); NaN where it has no such label."""
-
-    dataset: str
-    faces: int
-    gender_accuracy: float
-    race_accuracy: float  # over the head's classes, faces whose label names one class
-    race5_accuracy: float  # UTKFace's 5 (sums of the 7), every face with an ethnicity label
-    age_mae: float  # faces with years
-    age_in_range: float  # faces with a bin or group: expected age inside the range it allows
-    age_coverage: float  # faces with years: inside the 80% interval
-
-    def error(self) -> float:
-        """Errors of the heads this dataset labels, added; age MAE counts in decades."""
-        parts = [1 - self.gender_accuracy,
-                 1 - (self.race_accuracy if not np.isnan(self.race_accuracy) else self.race5_accuracy),
-                 self.age_mae / 10 if not np.isnan(self.age_mae) else 1 - self.age_in_range]
-        return float(sum(p for p in parts if not np.isnan(p)))
-
-    def to_dict(self) -> dict:
-        return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in asdict(self).items()}
 
 
 def _race5(targets: Targets, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
