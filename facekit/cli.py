@@ -90,9 +90,8 @@ def predict(
 
     import pandas as pd
 
-    from facekit.vision.io import collect_inputs
+    from facekit.vision.io import collect_inputs, is_video_name
     from facekit.predict import Predictor, prediction_rows
-    from facekit.serving.video import is_video_name
 
     if format not in ("csv", "json"):
         fail(f"--format must be csv or json, not {format!r}")
@@ -251,6 +250,9 @@ def train(
                                                           "e.g. --set init_from=run/model.safetensors; repeatable."),
 ) -> None:
     """Train or fine-tune from a recipe; runs under `torchrun --nproc_per_node=N` unchanged."""
+    from facekit._extras import require
+
+    require("train")
     import yaml
 
     from facekit.data import DatasetError
@@ -600,5 +602,18 @@ def loadtest(
         fail(f"{result.requests - result.ok} of {result.requests} requests failed")
 
 
+def main() -> None:
+    """The `facekit` command: an optional part used without its extra ends in the extra's one line."""
+    import sys
+
+    from facekit._extras import MissingExtra
+
+    try:
+        app()
+    except MissingExtra as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # `python -m facekit.cli`, as torchrun launches it
-    app()
+    main()

@@ -21,7 +21,8 @@ from facekit import labels, viz
 from facekit.predict import Predictor
 from facekit.evaluation.report import UTKFACE_LICENCE
 from facekit.evaluation.segments import CAVEAT
-from facekit.serving.video import (MAX_FRAMES, SAMPLE_FPS, VIDEO_SUFFIXES, VideoError, VideoResult, analyse_video,
+from facekit.vision.io import VIDEO_SUFFIXES
+from facekit.serving.video import (MAX_FRAMES, SAMPLE_FPS, VideoError, VideoResult, analyse_video,
                            frame_document, probe_video, sample_clip, sighting_rows, track_rows)
 
 UPLOAD_TYPES = [suffix.lstrip(".") for suffix in VIDEO_SUFFIXES]

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from facekit.cli import app
 from facekit.vision.io import collect_inputs
 from facekit.predict import prediction_rows
-from facekit.serving.scale import RayMissing, import_ray, name_prefix, read_rows, resolve_sources
+from facekit._extras import MissingExtra
+from facekit.serving.scale import import_ray, name_prefix, read_rows, resolve_sources
 
 from conftest import noise_image
 
@@ -113,5 +114,5 @@ def test_facekit_does_not_import_ray():
 
 def test_missing_ray_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    with pytest.raises(RayMissing, match=r"pip install 'facekit\[ray\]'"):
+    with pytest.raises(MissingExtra, match=r"pip install 'facekit\[ray\]'"):
         import_ray()

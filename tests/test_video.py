@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from facekit import labels
 from facekit.cli import app
-from facekit.vision.io import SAMPLE_PHOTO
-from facekit.serving.video import (CLIP_SIZE, VideoError, analyse_video, drifting_faces, frame_document, is_video_name,
+from facekit.vision.io import SAMPLE_PHOTO, is_video_name
+from facekit.serving.video import (CLIP_SIZE, VideoError, analyse_video, drifting_faces, frame_document,
                            probe_video, track_rows, video_encoder)
 
 PAGE = str(Path(__file__).parents[1] / "pages" / "5_Video.py")

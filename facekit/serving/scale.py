@@ -20,9 +20,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from facekit._extras import require
 from facekit.vision.io import IMAGE_SUFFIXES, collect_uploads
 
-INSTALL_HINT = "pip install 'facekit[ray]'"
 # One actor with 2 threads rather than two 1-thread actors: every actor loads the model, and on a
 # small machine those loads compete for the cores, so fewer actors start working sooner
 # (timings: docs/benchmarks.md). An actor's predictor works on ``threads`` photos at once, one thread each.
@@ -30,10 +30,6 @@ THREADS_PER_ACTOR = 2
 READABLE = "_readable"  # per-row flag from the actors for the summary; never written
 GLOB_CHARACTERS = "*?["
 LOG_FOLDER = "/tmp/ray/session_latest/logs"  # Ray's default on each node
-
-
-class RayMissing(ImportError):
-    """Ray Data is not installed; the message says which extra to install."""
 
 
 def row_schema():
@@ -72,13 +68,10 @@ class RayRun:
 
 
 def import_ray():
-    """``ray`` and ``ray.data``, or a ``RayMissing`` that says how to install them."""
-    try:
-        import pyarrow  # noqa: F401
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as error:
-        raise RayMissing(f"the Ray engine needs Ray Data and pyarrow ({error.name} is missing): {INSTALL_HINT}") from None
+    """``ray`` with ``ray.data`` loaded, or ``MissingExtra`` naming the [ray] extra."""
+    require("ray")
+    import ray
+
     return ray
 
 

@@ -24,13 +24,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Union
 
+from facekit._extras import require
+
+require("video")  # before the imports: a missing extra is one line, not a traceback
 import av
 from PIL import Image
 
 from facekit.predict import FacePrediction, ImageResult, Predictor, answer_fields, prediction_rows
 from facekit.serving.track import IoUTracker, TrackSummary, summarize_track
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 DEMUXERS = "mov,avi,matroska"  # FFmpeg's names: mov also reads MP4/M4V, matroska also WebM
 SAMPLE_FPS = 2.0
 MAX_FRAMES = 1200  # sampled frames per video: 10 minutes at 2 per second, so one upload cannot ask for hours of work
@@ -47,10 +49,6 @@ NOTHING_DECODED = "no frame could be decoded: the file is corrupt, truncated or 
 
 class VideoError(ValueError):
     """An input that cannot be analysed as a video; the message says why in plain words."""
-
-
-def is_video_name(name: str) -> bool:
-    return name.lower().endswith(VIDEO_SUFFIXES)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from facekit._extras import require
+
+require("train")  # before the imports: a missing extra is one line, not a traceback
 import yaml
 
 from facekit import labels

@@ -20,6 +20,7 @@ MAX_FILE_BYTES = 50 * 1024 * 1024  # 50 MB as Streamlit counts it (MiB), the app
 MB = 1024 * 1024  # messages count megabytes the way the uploader does
 MAX_PIXELS = 60_000_000  # e.g. 9000x6600; larger images are refused before decoding
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # told apart here; read by facekit.serving.video
 # The sample photo of the app and the tests: NASA's astronaut portrait (public domain),
 # the same image as scikit-image's data.astronaut(), shipped so the app does not need skimage.
 SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
@@ -137,6 +138,10 @@ class _pixel_limit:
 
 def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def is_video_name(name: str) -> bool:
+    return name.lower().endswith(VIDEO_SUFFIXES)
 
 
 MAX_ZIP_MEMBERS = 10_000
