@@ -19,7 +19,7 @@ import streamlit as st
 
 from facekit import labels, viz
 from facekit.predict import Predictor
-from facekit.evaluation.report import UTKFACE_LICENCE
+from facekit.evaluation.report import model_licence
 from facekit.evaluation.segments import CAVEAT
 from facekit.vision.io import VIDEO_SUFFIXES
 from facekit.serving.video import (MAX_FRAMES, SAMPLE_FPS, VideoError, VideoResult, analyse_video,
@@ -169,4 +169,4 @@ downloads[1].download_button("Frames (JSON)", json.dumps(frame_document(result),
 if analysis.annotated:
     downloads[2].download_button("Annotated video (MP4)", analysis.annotated, f"{stem}-annotated.mp4", "video/mp4")
 st.caption(CAVEAT)
-st.caption(UTKFACE_LICENCE)
+st.caption(model_licence(predictor().metadata))

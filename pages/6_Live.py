@@ -21,7 +21,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from facekit.serving import live
-from facekit.evaluation.report import UTKFACE_LICENCE
+from facekit.evaluation.report import model_licence
 
 st.set_page_config(page_title="Live · facekit", page_icon=":material/videocam:", layout="wide")
 live_predictor = st.cache_resource(show_spinner="Loading the model…")(live.live_predictor)
@@ -30,7 +30,7 @@ st.title("Live")
 st.info("Frames are analysed on the server in memory and never stored: nothing is written to disk or kept after "
         "the stream stops.", icon=":material/lock:")
 st.caption("Each label is a guess with a probability, averaged over the face's last few model runs, and the model "
-           f"is wrong more often for some groups than for others (see the evaluation page). {UTKFACE_LICENCE}")
+           "is wrong more often for some groups than for others (see the evaluation page).")
 
 try:
     ice_servers = live.ice_servers()
@@ -38,6 +38,7 @@ try:
 except (FileNotFoundError, ValueError, RuntimeError) as error:
     st.error(f"The live view cannot start: {error}")
     st.stop()
+st.caption(model_licence(predictor.metadata))
 if "live_analyzer" not in st.session_state:
     st.session_state["live_analyzer"] = live.LiveAnalyzer(predictor)
 analyzer: live.LiveAnalyzer = st.session_state["live_analyzer"]

@@ -326,9 +326,14 @@ def _count(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else "n/a"
 
 
-def _model_details(summary: EvaluationSummary, metadata: dict) -> list[str]:
+def model_licence(metadata: dict) -> str:
+    """The licence a model inherits from its training data: the sidecar's own words, else its datasets' licences."""
     from facekit.data.licences import licence_note
 
+    return metadata.get("licence") or licence_note([d.dataset.lower() for d in training_data(metadata)] or ["utkface"])
+
+
+def _model_details(summary: EvaluationSummary, metadata: dict) -> list[str]:
     model = summary.model
     config = metadata.get("config", {})
     training = metadata.get("training", {})
@@ -337,7 +342,6 @@ def _model_details(summary: EvaluationSummary, metadata: dict) -> list[str]:
     fine = ", whose sums also give UTKFace's 5" if tuple(races) == labels.RACE7 else ""
     tuned = (f"fine-tuned from block `{config['trainable_from']}` on" if config.get("trainable_from")
              else "frozen;")
-    datasets = [d.dataset.lower() for d in training_data(metadata)]
     lines = [
         f"- **Name**: `{model.name}`, weights sha256 `{model.sha256[:16]}`, file `{model.path}`.",
         f"- **Architecture**: InceptionResnetV1 face-recognition backbone (`{config.get('backbone', 'n/a')}`), "
@@ -353,7 +357,7 @@ def _model_details(summary: EvaluationSummary, metadata: dict) -> list[str]:
         lines.append(f"- **Training**: {recipe.get('epochs', 'n/a')} epochs at most, optimizer "
                      f"{recipe.get('optimizer', 'n/a')}, lr {recipe.get('lr', 'n/a')}, best epoch "
                      f"{training.get('best_epoch', 'n/a')}, seed {recipe.get('seed', 'n/a')}.")
-    lines += [f"- **Licence**: {metadata.get('licence') or licence_note(datasets or ['utkface'])}",
+    lines += [f"- **Licence**: {model_licence(metadata)}",
               "- **Produced by**: the facekit project (`facekit train`; recipes in `training/`)."]
     return lines
 
