@@ -29,23 +29,23 @@ def test_fairface_evaluates_its_committed_test_part():
         warnings.simplefilter("ignore")
         summary = evaluate(data=_data("fairface", "fairface_label_val.csv"), split="test", limit=24, n_boot=10).summary
     split = pd.read_csv(REPO / "facekit" / "assets" / "fairface_val_split.csv")
-    assert summary["dataset"]["name"] == "fairface" and summary["dataset"]["images"] == 24
+    assert summary.dataset.name == "fairface" and summary.dataset.images == 24
     assert (split["split"] == "test").sum() == 1102
-    assert 0.5 <= summary["gender"]["accuracy"] <= 1 and summary["age"]["bin_accuracy"] is not None
-    assert "race7" in summary["group_settings"]["features"]  # FairFace's 7 classes are groups
+    assert 0.5 <= summary.gender.accuracy <= 1 and summary.age.bin_accuracy is not None
+    assert "race7" in summary.features  # FairFace's 7 classes are groups
 
 
 def test_wider_faces_match_their_box_and_report_age_groups_and_sizes():
     evaluation = evaluate(data=_data("wider-dev", "faces.csv"), split="test", limit=30, n_boot=10)
     summary, rows = evaluation.summary, evaluation.predictions
-    assert summary["dataset"]["name"] == "wider-dev"
+    assert summary.dataset.name == "wider-dev"
     faces = pd.read_csv(_data("wider-dev", "faces.csv")).set_index("file")
     assert (faces.loc[rows["file"], "split"] == "val").all()  # wider-dev's own val photos are the test part
-    assert {"skin", "age_group", "face_size"} <= set(summary["group_settings"]["features"])
-    assert [g["group"] for g in summary["age_group"]["groups"]] == list(labels.AGE_GROUP_LABELS)
-    sizes = {g["group"] for g in summary["groups"] if g["feature"] == "face_size"}
+    assert {"skin", "age_group", "face_size"} <= set(summary.features)
+    assert [g.group for g in summary.age_group.groups] == list(labels.AGE_GROUP_LABELS)
+    sizes = {g.group for g in summary.groups if g.feature == "face_size"}
     assert sizes <= {name for _, _, name in FACE_SIZES} and sizes
-    assert "race" not in summary  # wider-dev has no ethnicity labels: that head is skipped
+    assert summary.race is None  # wider-dev has no ethnicity labels: that head is skipped
 
 
 def test_rows_keep_the_five_classes_and_add_the_seven(predictor, astronaut):
