@@ -118,3 +118,28 @@ def test_image_recipe_resumes_trains_a_block_and_saves_a_loadable_checkpoint(sma
     assert torch.allclose(torch.softmax(out["gender"], 1).sum(1), torch.ones(1))
     with pytest.raises(ValueError, match="needs images"):
         run(TrainConfig(data=str(folder), split=str(split), out=str(tmp_path / "cached"), crop_size=128))
+
+
+def test_real_photo_augmentation_degrades_a_real_face_and_stays_standardized(chips):
+    from torchvision.transforms import v2
+
+    from facekit.training.presets import Shrink, TrainPreset
+
+    source, _ = chips
+    preset = TrainPreset(source.crop, "real_photos")
+    face = source.load(0, preset.crop)
+    torch.manual_seed(0)
+    views = torch.stack([preset(face) for _ in range(24)])
+    assert views.shape == (24, 3, 160, 160)
+    assert views.mean(dim=(1, 2, 3)).abs().max() < 1e-3  # each view standardized
+    plain = TrainPreset(source.crop)
+    torch.manual_seed(0)
+    standard = torch.stack([plain(face) for _ in range(24)])
+    assert (views - standard).abs().mean() > 0.05  # the same draws, degraded
+    # a shrunk face loses its fine detail: neighbouring pixels differ less
+    pixels = v2.functional.pil_to_tensor(source.load(0, source.crop)).float()
+    shrunk = Shrink(source.crop.size)(pixels)
+    detail = lambda v: (v[..., 1:] - v[..., :-1]).abs().mean()  # noqa: E731
+    assert shrunk.shape == pixels.shape and detail(shrunk) < detail(pixels)
+    with pytest.raises(ValueError, match="augmentation is one of"):
+        TrainPreset(source.crop, "cartoon")

@@ -66,9 +66,10 @@ class ChipFaces(Dataset):
     """``Chips`` as training inputs: one augmented view per face when training (``TrainPreset``);
     else the plain crop and its mirror (``EvalPreset``)."""
 
-    def __init__(self, chips: Chips, rows: np.ndarray, targets: "Targets", train: bool) -> None:
+    def __init__(self, chips: Chips, rows: np.ndarray, targets: "Targets", train: bool,
+                 augmentation: str = "standard") -> None:
         self.chips, self.rows, self.targets, self.train = chips, rows, targets.subset(rows), train
-        self.preset = TrainPreset(chips.crop) if train else EvalPreset(chips.crop)
+        self.preset = TrainPreset(chips.crop, augmentation) if train else EvalPreset(chips.crop)
 
     def __len__(self) -> int:
         return len(self.rows)

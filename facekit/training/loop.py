@@ -57,12 +57,13 @@ class CachedFaces(Dataset):
         return (torch.from_numpy(np.array(x, np.float32)), *self.targets.item(k))
 
 
-def face_dataset(inputs, rows: np.ndarray, targets: Targets, train: bool) -> Dataset:
-    """The dataset over ``inputs``: cache arrays (``CachedFaces``) or ``augment.Chips``."""
+def face_dataset(inputs, rows: np.ndarray, targets: Targets, train: bool, augmentation: str = "standard") -> Dataset:
+    """The dataset over ``inputs``: cache arrays (``CachedFaces``) or ``augment.Chips`` (whose
+    training views follow ``augmentation``, a ``presets.AUGMENTATIONS`` name)."""
     from facekit.training.augment import ChipFaces, Chips
 
     if isinstance(inputs, Chips):
-        return ChipFaces(inputs, rows, targets, train)
+        return ChipFaces(inputs, rows, targets, train, augmentation)
     return CachedFaces(inputs, rows, targets, train)
 
 
@@ -260,7 +261,7 @@ def fit(model: FaceModel, inputs, input_block: str, targets: Targets, train_rows
         train_rows = train_rows[: config.limit]
         draw_weights = None if draw_weights is None else draw_weights[: config.limit]
     net = TrainableNet(model, input_block)
-    train_set = face_dataset(inputs, train_rows, targets, train=True)
+    train_set = face_dataset(inputs, train_rows, targets, train=True, augmentation=config.augmentation)
     val_set = face_dataset(inputs, val_rows, targets, train=False)
     weights = np.ones(len(train_rows)) if draw_weights is None else draw_weights
     sampler = WeightedDraws(weights, config.seed, world, rank)

@@ -75,6 +75,7 @@ class TrainConfig:
     fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
     init_from: str = ""  # a facekit checkpoint whose tensors (trained heads, fine-tuned blocks) start this run
     images: bool = False  # train on faces cropped and augmented each step (facekit.training.augment), not the cache
+    augmentation: str = "standard"  # with images: "standard", or "real_photos" (small, JPEG'd, noisy, occluded faces)
     crop_size: int = CropSettings().size  # pixels of the model's input; other than the default needs images
 
     @classmethod
