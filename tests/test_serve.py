@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import ASTRONAUT_FACE, REPO, box_iou, free_port, noise_image
+from conftest import ASTRONAUT_FACE, CLI, box_iou, free_port, noise_image
 from facekit import labels
 from facekit.vision.io import MB, SAMPLE_PHOTO
 from facekit.predict import prediction_rows
@@ -25,7 +25,6 @@ from facekit.serving.service import BODY_OVERHEAD, ServiceLimits, create_app, lo
 from test_bad_inputs import png_bomb
 
 pytestmark = pytest.mark.slow
-FACEKIT = str(REPO / ".venv" / "bin" / "facekit")
 LIMITS = ServiceLimits(max_upload_bytes=2 * MB, max_faces=3)
 PHOTO = SAMPLE_PHOTO.read_bytes()  # the 512x512 astronaut, one face
 
@@ -184,7 +183,7 @@ def test_a_missing_file_or_a_non_multipart_body_is_a_422(client):
 
 
 def test_a_full_queue_answers_503_with_retry_after(app, client):
-    gate = app.state.gate
+    gate = app.state.service.gate
     gate.busy = gate.capacity  # every worker and queue place taken
     try:
         response = client.post("/v1/predict", files=upload(PHOTO))
@@ -218,7 +217,7 @@ def test_openapi_schema_fuzzed_never_gives_a_server_error(app, mode):
 def served():
     """`facekit serve` in a subprocess on a free loopback port, up once /healthz answers."""
     port = free_port()
-    process = subprocess.Popen([FACEKIT, "serve", "--port", str(port), "--workers", "2"],
+    process = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

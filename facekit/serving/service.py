@@ -27,7 +27,7 @@ from facekit._extras import require
 
 require("serve")  # before the imports: a missing extra is one line, not a traceback
 import numpy as np
-from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from pydantic import BaseModel
@@ -165,38 +165,37 @@ def model_card_data(checkpoint: Optional[str | os.PathLike], metadata: dict) -> 
     return ModelCard(name=info.name, path=info.path, sha256=info.sha256, metadata=metadata, evaluations=evaluations)
 
 
-def create_app(checkpoint: Optional[str | os.PathLike] = None, limits: ServiceLimits = ServiceLimits(),
-               predictor: Optional[Predictor] = None) -> FastAPI:
-    """The service with its model loaded (now, not per request). ``predictor`` reuses one already loaded."""
-    predictor = predictor or Predictor(checkpoint, max_faces=limits.max_faces)
-    if predictor.max_faces < limits.max_faces:
-        raise ValueError(f"the predictor classifies at most {predictor.max_faces} faces, "
-                         f"under the service's max_faces {limits.max_faces}")
-    explainer = Explainer(predictor.model)
-    card = model_card_data(checkpoint, predictor.metadata)
-    # The pool lives as long as the app, not its lifespan, which may run many times (schemathesis enters
-    # it per call, and a request after the first exit would meet a shut-down pool).
-    pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="facekit-serve")
-    gate = _Gate(limits.workers + limits.queue)
+@dataclass
+class Service:
+    """One running service: the loaded model and Grad-CAM, what /v1/model says, the limits, and the
+    worker pool with its gate. The pool lives as long as the service, not the app's lifespan, which
+    may run many times (schemathesis enters it per call, and a request after the first exit would
+    meet a shut-down pool)."""
 
-    app = FastAPI(title="facekit", version="1",
-                  description="Age, gender and ethnicity of every face in a photo, and Grad-CAM maps of what each "
-                              "head looked at. Predictions are probabilities from a model that is wrong sometimes, "
-                              "more often for some groups: do not use them to decide about individuals.",
-                  form_limits={"max_files": 1, "max_fields": 8})
-    app.add_middleware(BodyLimit, limit=limits.max_upload_bytes + BODY_OVERHEAD,
-                       detail=f"upload is over the {limits.max_upload_bytes / MB:.0f} MB limit")
-    app.state.limits, app.state.gate = limits, gate
+    predictor: Predictor
+    explainer: Explainer
+    card: ModelCard
+    limits: ServiceLimits
+    pool: ThreadPoolExecutor
+    gate: _Gate
 
-    @app.exception_handler(ImageError)
-    async def image_error(_: Request, error: ImageError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=image_error_status(error))
+    @classmethod
+    def load(cls, checkpoint: Optional[str | os.PathLike], limits: ServiceLimits,
+             predictor: Optional[Predictor] = None) -> Service:
+        """The model loaded now, not per request; ``predictor`` reuses one already loaded."""
+        predictor = predictor or Predictor(checkpoint, max_faces=limits.max_faces)
+        if predictor.max_faces < limits.max_faces:
+            raise ValueError(f"the predictor classifies at most {predictor.max_faces} faces, "
+                             f"under the service's max_faces {limits.max_faces}")
+        return cls(predictor, Explainer(predictor.model), model_card_data(checkpoint, predictor.metadata), limits,
+                   ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="facekit-serve"),
+                   _Gate(limits.workers + limits.queue))
 
-    async def run(work: Callable[[], Any]) -> tuple[Any, float]:
+    async def run(self, work: Callable[[], Any]) -> tuple[Any, float]:
         """``work()`` on the pool, or 503 when the pool and its queue are full; also returns the queue wait."""
-        if not gate.enter():
-            raise HTTPException(503, f"busy: {gate.capacity} requests in progress or waiting; retry shortly",
-                                headers={"Retry-After": str(limits.retry_after)})
+        if not self.gate.enter():
+            raise HTTPException(503, f"busy: {self.gate.capacity} requests in progress or waiting; retry shortly",
+                                headers={"Retry-After": str(self.limits.retry_after)})
         admitted = time.perf_counter()
         waited: list[float] = []
 
@@ -205,88 +204,124 @@ def create_app(checkpoint: Optional[str | os.PathLike] = None, limits: ServiceLi
             return work()
 
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, timed), waited[0]
+            return await asyncio.get_running_loop().run_in_executor(self.pool, timed), waited[0]
         finally:
-            gate.leave()
+            self.gate.leave()
 
-    async def read_upload(file: UploadFile) -> bytes:
-        data = await file.read(limits.max_upload_bytes + 1)
-        if len(data) > limits.max_upload_bytes:
-            raise HTTPException(413, f"upload is over the {limits.max_upload_bytes / MB:.0f} MB limit")
+    async def read_upload(self, file: UploadFile) -> bytes:
+        limit = self.limits.max_upload_bytes
+        data = await file.read(limit + 1)
+        if len(data) > limit:
+            raise HTTPException(413, f"upload is over the {limit / MB:.0f} MB limit")
         if not data:
             raise HTTPException(400, "empty upload (0 bytes)")
         return data
 
-    def decode_and_predict(data: bytes, name: str, max_faces: int) -> tuple[Image.Image, ImageResult, float]:
+    def decode_and_predict(self, data: bytes, name: str, max_faces: int) -> tuple[Image.Image, ImageResult, float]:
         started = time.perf_counter()
-        photo = load_image(data, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_pixels)
+        photo = load_image(data, max_bytes=self.limits.max_upload_bytes, max_pixels=self.limits.max_pixels)
         decoded = time.perf_counter() - started
-        result = predictor.predict(photo, name=name)
+        result = self.predictor.predict(photo, name=name)
         if len(result.faces) > max_faces:
             result = replace(result, faces=result.faces[:max_faces],
                              skipped_faces=result.skipped_faces + len(result.faces) - max_faces)
         return photo, result, decoded
 
-    faces_query = Query(limits.max_faces, ge=1, le=limits.max_faces,
-                        description=f"Classify at most this many faces, largest first (1-{limits.max_faces}).")
 
-    @app.post(f"{API}/predict", response_model=PredictResponse, responses=ERRORS)
-    async def predict(file: UploadFile = File(..., description="One photo (JPEG, PNG, WebP, ...)."),
-                      max_faces: int = faces_query) -> PredictResponse:
-        """Gender, ethnicity and age of every face: the rows of `facekit predict --format json`."""
-        started = time.perf_counter()
-        data = await read_upload(file)
-        name = file.filename or "upload"
-        (photo, result, decoded), waited = await run(lambda: decode_and_predict(data, name, max_faces))
-        timings = {"queue": waited, "decode": decoded, "detect": result.timings.get("detect", 0.0),
-                   "model": result.timings.get("model", 0.0), "total": time.perf_counter() - started}
-        return PredictResponse(file=name, width=photo.width, height=photo.height, faces=len(result.faces),
-                               skipped_faces=result.skipped_faces, rows=prediction_rows([result]),
-                               timings={key: round(value, 4) for key, value in timings.items()}, model=card.name)
+def current(request: Request) -> Service:
+    """The endpoints' dependency: the service of the app that received the request."""
+    return request.app.state.service
 
-    @app.post(f"{API}/explain", responses={**ERRORS, 200: {"content": {"image/png": {}},
-                                                          "description": "the photo with each face's heat map"}},
-              response_class=Response)
-    async def explain(file: UploadFile = File(..., description="One photo."),
-                      head: HeadName = Query(..., description="The head to explain."),
-                      target: Optional[str] = Query(None, description="Class to explain (e.g. female, asian; for age: "
-                                                                      "expected or an age bin such as 20-29). Default: "
-                                                                      "each face's own prediction."),
-                      method: MethodName = Query("gradcam"),
-                      max_faces: int = faces_query) -> Response:
-        """Grad-CAM of one head for every face, drawn over the photo as a PNG (as `facekit explain` draws it)."""
-        from facekit.viz import heat_overlay
 
-        try:
-            check_target(head, target)
-        except ValueError as error:
-            raise HTTPException(422, str(error)) from None
-        data = await read_upload(file)
+def faces_asked(request: Request, max_faces: Optional[int] = Query(
+        None, ge=1, description="Classify at most this many faces, largest first (default and most: the "
+                                "service's max_faces, in GET /v1/model's limits).")) -> int:
+    limit = current(request).limits.max_faces
+    if max_faces is not None and max_faces > limit:
+        raise HTTPException(422, f"max_faces: Input should be less than or equal to {limit}")
+    return max_faces or limit
 
-        def work() -> tuple[bytes, int, float]:
-            photo, result, _ = decode_and_predict(data, file.filename or "upload", max_faces)
-            if not result.faces:
-                raise HTTPException(422, f"nothing to explain: {result.message}")
-            explanation = explainer.explain(photo, result.faces, head, target, method)
-            buffer = io.BytesIO()
-            heat_overlay(photo, *explanation.photo_heat()).save(buffer, format="PNG")
-            return buffer.getvalue(), len(result.faces), explanation.seconds
 
-        (png, faces, seconds), _ = await run(work)
-        return Response(png, media_type="image/png",
-                        headers={"X-Faces": str(faces), "X-Explain-Seconds": f"{seconds:.3f}"})
+async def image_error(_: Request, error: ImageError) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=image_error_status(error))
 
-    @app.get(f"{API}/model")
-    def model() -> dict:
-        """The checkpoint's sidecar (label schema, preprocessing, training, metrics, licence), its test-set
-        evaluation with 95% intervals and largest group gaps, and this service's limits."""
-        return {**asdict(card), "limits": asdict(limits)}
 
-    @app.get("/healthz")
-    def healthz() -> dict:
-        """Up, with the model loaded; how many requests are in progress or waiting."""
-        return {"status": "ok", "model": card.name, "busy": gate.busy, "capacity": gate.capacity}
+router = APIRouter()
 
+
+@router.post(f"{API}/predict", response_model=PredictResponse, responses=ERRORS)
+async def predict(file: UploadFile = File(..., description="One photo (JPEG, PNG, WebP, ...)."),
+                  max_faces: int = Depends(faces_asked), service: Service = Depends(current)) -> PredictResponse:
+    """Gender, ethnicity and age of every face: the rows of `facekit predict --format json`."""
+    started = time.perf_counter()
+    data = await service.read_upload(file)
+    name = file.filename or "upload"
+    (photo, result, decoded), waited = await service.run(lambda: service.decode_and_predict(data, name, max_faces))
+    timings = {"queue": waited, "decode": decoded, "detect": result.timings.get("detect", 0.0),
+               "model": result.timings.get("model", 0.0), "total": time.perf_counter() - started}
+    return PredictResponse(file=name, width=photo.width, height=photo.height, faces=len(result.faces),
+                           skipped_faces=result.skipped_faces, rows=prediction_rows([result]),
+                           timings={key: round(value, 4) for key, value in timings.items()}, model=service.card.name)
+
+
+@router.post(f"{API}/explain", responses={**ERRORS, 200: {"content": {"image/png": {}},
+                                                         "description": "the photo with each face's heat map"}},
+             response_class=Response)
+async def explain(file: UploadFile = File(..., description="One photo."),
+                  head: HeadName = Query(..., description="The head to explain."),
+                  target: Optional[str] = Query(None, description="Class to explain (e.g. female, asian; for age: "
+                                                                  "expected or an age bin such as 20-29). Default: "
+                                                                  "each face's own prediction."),
+                  method: MethodName = Query("gradcam"),
+                  max_faces: int = Depends(faces_asked), service: Service = Depends(current)) -> Response:
+    """Grad-CAM of one head for every face, drawn over the photo as a PNG (as `facekit explain` draws it)."""
+    from facekit.viz import heat_overlay
+
+    try:
+        check_target(head, target)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
+    data = await service.read_upload(file)
+
+    def work() -> tuple[bytes, int, float]:
+        photo, result, _ = service.decode_and_predict(data, file.filename or "upload", max_faces)
+        if not result.faces:
+            raise HTTPException(422, f"nothing to explain: {result.message}")
+        explanation = service.explainer.explain(photo, result.faces, head, target, method)
+        buffer = io.BytesIO()
+        heat_overlay(photo, *explanation.photo_heat()).save(buffer, format="PNG")
+        return buffer.getvalue(), len(result.faces), explanation.seconds
+
+    (png, faces, seconds), _ = await service.run(work)
+    return Response(png, media_type="image/png", headers={"X-Faces": str(faces), "X-Explain-Seconds": f"{seconds:.3f}"})
+
+
+@router.get(f"{API}/model")
+def model(service: Service = Depends(current)) -> dict:
+    """The checkpoint's sidecar (label schema, preprocessing, training, metrics, licence), its test-set
+    evaluation with 95% intervals and largest group gaps, and this service's limits."""
+    return {**asdict(service.card), "limits": asdict(service.limits)}
+
+
+@router.get("/healthz")
+def healthz(service: Service = Depends(current)) -> dict:
+    """Up, with the model loaded; how many requests are in progress or waiting."""
+    return {"status": "ok", "model": service.card.name, "busy": service.gate.busy, "capacity": service.gate.capacity}
+
+
+def create_app(checkpoint: Optional[str | os.PathLike] = None, limits: ServiceLimits = ServiceLimits(),
+               predictor: Optional[Predictor] = None) -> FastAPI:
+    """The service with its model loaded (now, not per request). ``predictor`` reuses one already loaded."""
+    app = FastAPI(title="facekit", version="1",
+                  description="Age, gender and ethnicity of every face in a photo, and Grad-CAM maps of what each "
+                              "head looked at. Predictions are probabilities from a model that is wrong sometimes, "
+                              "more often for some groups: do not use them to decide about individuals.",
+                  form_limits={"max_files": 1, "max_fields": 8})
+    app.add_middleware(BodyLimit, limit=limits.max_upload_bytes + BODY_OVERHEAD,
+                       detail=f"upload is over the {limits.max_upload_bytes / MB:.0f} MB limit")
+    app.add_exception_handler(ImageError, image_error)
+    app.state.service = Service.load(checkpoint, limits, predictor)
+    app.include_router(router)
     return app
 
 
