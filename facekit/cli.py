@@ -86,10 +86,6 @@ def predict(
 
     A video gives one row per face followed through it: probabilities averaged over its frames,
     the median age with an 80% interval, and when it was first and last seen (seconds)."""
-    import json
-
-    import pandas as pd
-
     from facekit.vision.io import collect_inputs, is_video_name
     from facekit.predict import Predictor, prediction_rows
 
@@ -121,6 +117,17 @@ def predict(
         video_rows, read = _video_rows(path, predictor, sample_fps, frames_json, annotated)
         processed += read
         rows.extend(video_rows)
+    _print_rows(rows, format, out, summary)
+    if not processed:
+        fail("no input could be processed", code=1)
+
+
+def _print_rows(rows: list[dict], format: str, out: Optional[Path], summary: bool) -> None:
+    """The rows as CSV or JSON, to ``out`` or standard output; with ``summary`` the breakdown is printed instead."""
+    import json
+
+    import pandas as pd
+
     columns = list(dict.fromkeys(key for row in rows for key in row))
     table = pd.DataFrame(rows, columns=columns)
     counts = [column for column in ("face", "track", "frames") if column in table]
@@ -134,8 +141,6 @@ def predict(
         from facekit.evaluation.segments import breakdown
 
         typer.echo(breakdown(rows).to_text(), nl=False)
-    if not processed:
-        fail("no input could be processed", code=1)
 
 
 def _predict_with_ray(paths: list[str], out: Optional[Path], model: Optional[Path], max_faces: int, batch: int,

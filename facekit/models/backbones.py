@@ -77,7 +77,8 @@ def convert_keras_facenet(h5_path: Path) -> dict[str, torch.Tensor]:
     Within a block, Keras names sort as the torch modules are registered (branch, then
     0a < 0b < 0c < 1a), so the two lists are zipped and every shape is checked. Keras's
     batch norm has no scale (``scale=False``), so torch's BN weights are set to one.
-    Raises ValueError when a tensor is missing, unused or of the wrong shape.
+    Raises ValueError when a tensor is missing, unused or of the wrong shape. One function on
+    purpose: the name mapping and its checks read top to bottom against the Keras file's layout.
     """
     import h5py
 

@@ -185,8 +185,6 @@ def predict_with_ray(
             raise FileNotFoundError(f"no facekit checkpoint at {model} (need the .safetensors file and its .json sidecar)")
     paths = resolve_sources(sources)
     with ray_session(address) as ray:
-        import pyarrow.parquet as pq
-
         largest_node = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=1)
         threads = max(1, min(threads, int(largest_node)))  # an actor wanting more CPUs than a node has never starts
         size = actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
@@ -214,25 +212,36 @@ def predict_with_ray(
             compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
             fn_constructor_kwargs={"model": str(model) if model else None, "max_faces": max_faces,
                                    "threads": threads, "prefix": name_prefix(paths)})
-        schema = row_schema()
-        counts = {"photos": 0, "faces": 0, "no_face": 0, "unreadable": 0}
-        partial = out.with_name(out.name + ".partial")  # a failed or interrupted job leaves no half file
-        try:
-            with pq.ParquetWriter(partial, schema) as writer, _job_errors(ray):
-                for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-                    face = table["face"].to_numpy(zero_copy_only=False).astype(float)  # NaN: no face
-                    readable = table[READABLE].to_numpy(zero_copy_only=False)
-                    found = ~np.isnan(face)
-                    counts["photos"] += int((~found).sum() + (face[found] == 0).sum())
-                    counts["faces"] += int(found.sum())
-                    counts["no_face"] += int((~found & readable).sum())
-                    counts["unreadable"] += int((~readable).sum())
-                    writer.write_table(table.select(schema.names).cast(schema))
-            partial.replace(out)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        counts = _write_rows(dataset, out, ray)
         return RayRun(out, **counts, seconds=time.perf_counter() - started, actors=size, threads=threads)
+
+
+def _write_rows(dataset, out: Path, ray) -> dict[str, int]:
+    """Stream the job's rows into ``out`` (parquet, ``row_schema``), counting photos, faces and failures.
+
+    The rows go to a ``.partial`` file renamed at the end, so a failed or interrupted job leaves no half file.
+    """
+    import pyarrow.parquet as pq
+
+    schema = row_schema()
+    counts = {"photos": 0, "faces": 0, "no_face": 0, "unreadable": 0}
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with pq.ParquetWriter(partial, schema) as writer, _job_errors(ray):
+            for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+                face = table["face"].to_numpy(zero_copy_only=False).astype(float)  # NaN: no face
+                readable = table[READABLE].to_numpy(zero_copy_only=False)
+                found = ~np.isnan(face)
+                counts["photos"] += int((~found).sum() + (face[found] == 0).sum())
+                counts["faces"] += int(found.sum())
+                counts["no_face"] += int((~found & readable).sum())
+                counts["unreadable"] += int((~readable).sum())
+                writer.write_table(table.select(schema.names).cast(schema))
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return counts
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:

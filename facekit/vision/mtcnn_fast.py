@@ -114,7 +114,11 @@ def pyramid_scales(height: int, width: int, minsize: float, factor: float) -> li
 def detect_face(images: np.ndarray, minsize, pnet, rnet, onet, threshold, factor):
     """MTCNN on (B, H, W, 3) uint8 images of one size: a list of boxes (n, 5: x1, y1, x2, y2,
     probability) and a list of landmarks (n, 5, 2), one of each per image, as facenet-pytorch's
-    ``detect_face`` gives them."""
+    ``detect_face`` gives them.
+
+    Longer than most on purpose: it follows facenet-pytorch's ``detect_face`` stage for stage
+    (P-Net, R-Net, O-Net), so the two read side by side and the output stays bit for bit the same.
+    """
     batch, height, width = images.shape[:3]
     table = summed_area_table(images)
     everyone = torch.arange(batch)
