@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,22 @@ from facekit.data.paths import locate_utkface  # noqa: E402
 from facekit.models.model import DEFAULT_MODEL  # noqa: E402
 from facekit.serving.track import iou as box_iou  # noqa: E402,F401  (tests import it from here)
 
+# The command line as this interpreter runs it: works from any checkout or venv, not only .venv/.
+CLI = (sys.executable, "-m", "facekit.cli")
 # Hand-annotated face box of skimage's astronaut photo (Eileen Collins, public domain):
 # hairline to chin, ear to ear, in the 512x512 image.
 ASTRONAUT_FACE = (175.0, 55.0, 275.0, 180.0)
+
+
+# A test that loads the model or the detector, or reads the full archive, is in the slow tier
+# whether or not it says so: the quick tier (-m "not slow") is for the logic that runs in seconds.
+HEAVY_FIXTURES = {"predictor", "detector", "utkface_archive"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -28,12 +28,11 @@ from hypothesis import strategies as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import ASTRONAUT_FACE, REPO, box_iou, exif_rotated_jpeg, noise_image
+from conftest import ASTRONAUT_FACE, CLI, REPO, box_iou, exif_rotated_jpeg, noise_image
 from facekit.data import DatasetError, read_dataset
 from facekit.vision.io import SAMPLE_PHOTO, ImageError, load_image
 from facekit.models.model import DEFAULT_MODEL
 
-FACEKIT = str(REPO / ".venv" / "bin" / "facekit")
 needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -215,9 +214,10 @@ def mixed_folder(tmp_path_factory, astronaut) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @needs_model
 def test_cli_predict_keeps_every_good_photo_and_explains_every_bad_one(astronaut, mixed_folder):
-    done = subprocess.run([FACEKIT, "predict", str(mixed_folder), "--format", "csv"], capture_output=True,
+    done = subprocess.run([*CLI, "predict", str(mixed_folder), "--format", "csv"], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     table = pd.read_csv(io.StringIO(done.stdout)).fillna({"error": ""})
@@ -242,7 +242,7 @@ def test_cli_predict_keeps_every_good_photo_and_explains_every_bad_one(astronaut
 def test_cli_data_summary_names_the_bad_column_and_line_in_one_line(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
-    done = subprocess.run([FACEKIT, "data", "summary", str(path)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*CLI, "data", "summary", str(path)], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and done.stdout == ""
     assert done.stderr.startswith("error:") and done.stderr.count("\n") == 1 and message in done.stderr
     assert "Traceback" not in done.stderr
@@ -292,6 +292,7 @@ def predict_page_with(name: str, data: bytes) -> AppTest:
     return at
 
 
+@pytest.mark.slow
 @needs_model
 @pytest.mark.parametrize("name", ["empty.jpg", "text.jpg", "bomb.png", "huge-header.jpg"])
 def test_predict_page_says_why_a_bad_file_cannot_be_used(name):
@@ -301,6 +302,7 @@ def test_predict_page_says_why_a_bad_file_cannot_be_used(name):
     assert not at.get("plotly_chart")
 
 
+@pytest.mark.slow
 @needs_model
 def test_predict_page_says_a_tiny_photo_is_too_small():
     data, message = bad_files()["pixel.png"]
@@ -308,6 +310,7 @@ def test_predict_page_says_a_tiny_photo_is_too_small():
     assert not at.error and at.warning[0].value.startswith("No face found in pixel.png") and message in at.warning[0].value
 
 
+@pytest.mark.slow
 @needs_model
 def test_batch_page_keeps_the_good_photos_and_lists_each_bad_file(astronaut, mixed_folder):
     files = [(path.name, path.read_bytes()) for path in sorted(mixed_folder.iterdir())]

@@ -10,7 +10,7 @@ from facekit.tools import bench
 from facekit.data.paths import locate_utkface
 from facekit.models.model import DEFAULT_MODEL
 
-pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is missing")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="the shipped model is missing")]
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
 import time
 import urllib.request
 import zipfile
@@ -32,8 +33,8 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 SLOW = 120_000  # ms: loading the model, detection and Grad-CAM on two busy cores
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason=f"{CHROMIUM} is missing (`bash scripts/run.sh test` installs Debian's chromium)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason=f"{CHROMIUM} is missing (`bash scripts/run.sh test` installs Debian's chromium)")]
 needs_model = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")
 
 
@@ -45,7 +46,7 @@ def app_url():
     ARTIFACTS.mkdir(exist_ok=True)
     with (ARTIFACTS / "streamlit-server.log").open("w") as log:
         server = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / "streamlit"), "run", "app.py", "--server.port", str(port),
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -4,21 +4,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from conftest import CLI
 from test_data_readers import UTK_NAMES, make_utk_folder
 
-FACEKIT = Path(sys.executable).parent / "facekit"
+pytestmark = pytest.mark.slow
+
 ARCHIVE = (Path(__file__).parents[1] / "../shared/data/UTKFace.tar.gz").resolve()
 
 
 def run(*args: str, cache: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "FACEKIT_CACHE": str(cache)}
-    return subprocess.run([str(FACEKIT), "data", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([*CLI, "data", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_summary_json_of_a_utkface_folder(tmp_path: Path) -> None:

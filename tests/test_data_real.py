@@ -12,7 +12,7 @@ from facekit.data.stats import label_counts
 
 DATA = (Path(__file__).parents[1] / "../shared/data").resolve()
 ARCHIVE = DATA / "UTKFace.tar.gz"
-pytestmark = pytest.mark.skipif(not ARCHIVE.is_file(), reason=f"the shared data folder {DATA} is absent")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not ARCHIVE.is_file(), reason=f"the shared data folder {DATA} is absent")]
 LABELS = ["file", "age", "age_bin", "gender", "race"]
 
 

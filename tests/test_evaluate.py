@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from sklearn import metrics as skm
 from typer.testing import CliRunner
 
+from conftest import CLI
 from facekit import labels
 from facekit.cli import app
 from facekit.evaluation.evaluate import (PREDICTIONS_FILE, SUMMARY_FILE, Evaluation, image_reference, load_evaluation,
@@ -22,7 +22,6 @@ from facekit.models.model import DEFAULT_MODEL
 from facekit.evaluation.report import committed_reports, model_card, write_report
 from facekit.evaluation.summary import DatasetInfo, EvaluationSummary, ModelInfo
 
-FACEKIT = str(Path(sys.executable).parent / "facekit")
 MODEL_INFO = ModelInfo(name="synthetic", path="nowhere/synthetic.safetensors", sha256="0" * 64,
                        metadata={"temperature": {"gender": 1.0}, "data": {"dataset": "UTKFace"}})
 DATASET_INFO = DatasetInfo(name="utkface", source="/nowhere/UTKFace.tar.gz", split="test", images=0)
@@ -101,6 +100,7 @@ def test_unlabelled_heads_are_skipped_with_a_note() -> None:
     assert "race" not in summary.features
 
 
+@pytest.mark.slow
 def test_save_load_report_and_card(tmp_path: Path) -> None:
     evaluation = synthetic_evaluation()
     save_evaluation(evaluation, tmp_path)
@@ -140,6 +140,7 @@ def test_committed_reports_load_and_round_trip() -> None:
         assert summary.gender.accuracy == saved["gender"]["accuracy"] and summary.groups[0].n == saved["groups"][0]["n"]
 
 
+@pytest.mark.slow
 def test_a_seven_class_summary_keeps_race7_and_the_age_group_order() -> None:
     predictions = synthetic_predictions(120)
     rng = np.random.default_rng(3)
@@ -178,7 +179,7 @@ def real_run(tmp_path_factory, utkface_archive):
     if not DEFAULT_MODEL.exists():
         pytest.skip(f"the shipped model is missing at {DEFAULT_MODEL}")
     out = tmp_path_factory.mktemp("evaluation")
-    done = subprocess.run([FACEKIT, "evaluate", "--split", "test", "--json", "--limit", "40", "--out", str(out)],
+    done = subprocess.run([*CLI, "evaluate", "--split", "test", "--json", "--limit", "40", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), out

@@ -14,6 +14,8 @@ from facekit import labels
 from facekit.evaluation.evaluate import FACE_SIZES, evaluate
 from facekit.predict import ANSWER_COLUMNS, prediction_rows
 
+pytestmark = pytest.mark.slow
+
 SHARED = REPO.parent / "shared" / "data"
 
 

@@ -87,6 +87,7 @@ def test_a_batch_of_faces_gives_each_face_its_own_map(explainer, astronaut, astr
 runner = CliRunner()
 
 
+@pytest.mark.slow
 @needs_model
 def test_cli_explain_writes_an_overlay_hot_on_the_face(tmp_path, astronaut):
     photo = tmp_path / "astronaut.png"
@@ -106,6 +107,7 @@ def test_cli_explain_writes_an_overlay_hot_on_the_face(tmp_path, astronaut):
     assert hot.any() and mass_inside(hot.astype(float), ASTRONAUT_FACE) > 0.9
 
 
+@pytest.mark.slow
 def test_cli_explain_errors_are_one_line(tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not a photo")
@@ -121,6 +123,7 @@ def test_cli_explain_errors_are_one_line(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
 
 
+@pytest.mark.slow
 @needs_model
 def test_cli_explain_says_when_there_is_no_face(tmp_path):
     blank = tmp_path / "wall.png"

@@ -8,6 +8,8 @@ from streamlit.testing.v1 import AppTest
 
 from test_data_readers import make_utk_folder
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parents[1]
 PAGE = str(ROOT / "pages" / "1_Dataset_Explorer.py")
 

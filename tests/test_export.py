@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ASTRONAUT_FACE, REPO, box_iou
+from conftest import ASTRONAUT_FACE, CLI, box_iou
 from facekit.vision.align import crop_face
 from facekit.evaluation.evaluate import select_faces
 from facekit.models.export import int8_model, int8_ranges_path, model_digest, onnx_model
@@ -85,7 +85,7 @@ def test_quantize_command_calibrates_a_checkpoint_that_had_none(tmp_path, astron
     assert Predictor(checkpoint).engine == "onnx"  # no calibration yet: auto falls back to the float graph
     with pytest.raises(FileNotFoundError, match="facekit quantize"):
         Predictor(checkpoint, engine="int8")
-    done = subprocess.run([str(REPO / ".venv" / "bin" / "facekit"), "quantize", "--model", str(checkpoint),
+    done = subprocess.run([*CLI, "quantize", "--model", str(checkpoint),
                            "--data", str(utkface_archive), "--faces", "16"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     ranges = json.loads(int8_ranges_path(checkpoint).read_text())

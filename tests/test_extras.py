@@ -8,6 +8,8 @@ import pytest
 
 from facekit._extras import EXTRAS
 
+pytestmark = pytest.mark.slow
+
 # Every module an extra brings, hidden from the interpreter as if never installed.
 EXTRA_MODULES = sorted({module.split(".")[0] for _, modules in EXTRAS.values() for module in modules})
 HIDE = f"import sys\nfor name in {EXTRA_MODULES!r}:\n    sys.modules[name] = None\n"

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 LINT = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True, no_logo=True))"
 
@@ -40,6 +42,7 @@ def test_the_metrics_import_without_torch():
     assert done.stdout.strip() == ""
 
 
+@pytest.mark.slow
 def test_the_public_names_load_on_first_use():
     probe = ("import sys, facekit; light = 'torch' not in sys.modules; "
              "from facekit import FacePrediction, ImageResult, Predictor, evaluate, predict, train; "

@@ -137,6 +137,7 @@ def test_ice_servers_come_from_json_in_the_environment():
         live.ice_servers({live.ICE_SERVERS_ENV: '{"urls": "stun:stun.example.org"}'})
 
 
+@pytest.mark.slow
 def test_live_page_says_what_is_wrong_with_a_bad_ice_setting(monkeypatch):
     monkeypatch.setenv(live.ICE_SERVERS_ENV, "stun:stun.example.org")
     at = AppTest.from_file(PAGE, default_timeout=60).run()

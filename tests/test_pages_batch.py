@@ -13,7 +13,7 @@ from facekit.vision.io import SAMPLE_PHOTO
 from facekit.models.model import DEFAULT_MODEL
 
 PAGE = str(Path(__file__).parents[1] / "pages" / "3_Batch_Analytics.py")
-pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")]
 
 
 def batch_files() -> list[tuple[str, bytes]]:

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from facekit.models.model import DEFAULT_MODEL
 
 PAGE = str(Path(__file__).parents[1] / "pages" / "2_Predict.py")
-pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")]
 
 
 def page() -> AppTest:

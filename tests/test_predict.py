@@ -12,12 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ASTRONAUT_FACE, REPO, box_iou, exif_rotated_jpeg
+from conftest import ASTRONAUT_FACE, CLI, box_iou, exif_rotated_jpeg
 from facekit import labels, viz
 from facekit.vision.io import collect_uploads
 from facekit.predict import prediction_rows
 
-FACEKIT = str(REPO / ".venv" / "bin" / "facekit")
 
 
 def jpeg(image: Image.Image) -> bytes:
@@ -105,7 +104,7 @@ def test_cli_predict_reports_every_input_of_a_mixed_folder(predictor, astronaut,
     with zipfile.ZipFile(folder / "more.zip", "w") as archive:
         archive.writestr("inside/astronaut.jpg", jpeg(astronaut))
         archive.writestr("../evil.jpg", b"junk")
-    done = subprocess.run([FACEKIT, "predict", str(folder), "--format", "csv"], capture_output=True, text=True,
+    done = subprocess.run([*CLI, "predict", str(folder), "--format", "csv"], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
@@ -125,11 +124,11 @@ def test_cli_predict_reports_every_input_of_a_mixed_folder(predictor, astronaut,
 def test_cli_predict_json_and_nothing_readable(predictor, astronaut, tmp_path):
     photo = tmp_path / "a.jpg"
     photo.write_bytes(jpeg(astronaut))
-    done = subprocess.run([FACEKIT, "predict", str(photo), "--format", "json"], capture_output=True, text=True,
+    done = subprocess.run([*CLI, "predict", str(photo), "--format", "json"], capture_output=True, text=True,
                           timeout=300)
     rows = json.loads(done.stdout)
     assert done.returncode == 0 and len(rows) == 1 and rows[0]["gender"] == "female"
     bad = tmp_path / "bad.jpg"
     bad.write_text("nope")
-    done = subprocess.run([FACEKIT, "predict", str(bad)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*CLI, "predict", str(bad)], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "Traceback" not in done.stderr

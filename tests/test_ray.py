@@ -106,6 +106,7 @@ def test_globs_expand_and_uris_keep_their_scheme(photo_folder):
     assert name_prefix([str(photo_folder)]) == name_prefix(["local:///data"]) == ""
 
 
+@pytest.mark.slow
 def test_facekit_does_not_import_ray():
     code = "import sys, facekit.cli, facekit.predict, facekit.serving.scale; print('ray' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -47,6 +47,7 @@ def test_breakdown_counts_shares_and_mean_probabilities():
     assert "3 faces in 2 of 3 inputs (1 unreadable or without a face)" in summary.to_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the shipped model is missing at {DEFAULT_MODEL}")
 def test_cli_predict_summary_prints_the_breakdown_of_the_rows(tmp_path):
     folder = tmp_path / "photos"

@@ -19,6 +19,8 @@ from facekit.training.loop import fit
 from facekit.training.recipe import TrainConfig
 from facekit.training.targets import Targets, age_targets, multitask_loss, race_sets
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -21,6 +21,8 @@ from facekit.predict import Predictor
 from facekit.training.recipe import TrainConfig
 from facekit.training.run import run
 
+pytestmark = pytest.mark.slow
+
 SHARED = REPO.parent / "shared" / "data"
 
 

@@ -17,6 +17,8 @@ from facekit.predict import Predictor
 from facekit.training.recipe import TrainConfig
 from facekit.training.run import run
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture()
 def small_utkface(tmp_path, utkface_archive):
