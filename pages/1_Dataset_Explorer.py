@@ -6,13 +6,13 @@ figures from ``facekit.viz``; this file only lays them out and caches them.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 import streamlit as st
 
 from facekit import labels, viz
+from facekit.app import common
 from facekit.data import DatasetError, DatasetTable, load_shipped_index, read_dataset, read_image_bytes
 from facekit.data import stats
 from facekit.data.formats import SUPPORTED
@@ -58,13 +58,12 @@ def choose(label: str, options: list[str], index: int, key: str) -> tuple[Option
         return choice.split(" (")[0], shipped(SHIPPED[choice])
     if choice != ON_DISK:
         return None, None
-    path = st.sidebar.text_input("Path", key=f"{key}_path", placeholder="/data/UTKFace.tar.gz", help=f"Any of: {SUPPORTED}.")
-    if not path.strip():
-        st.sidebar.info("Enter the path of a dataset on this machine.")
+    target = common.sidebar_path(key, "Path", "/data/UTKFace.tar.gz", f"Any of: {SUPPORTED}.",
+                                 "Enter the path of a dataset on this machine.")
+    if target is None:
         return None, None
-    target = Path(path.strip()).expanduser()
     try:
-        return target.name, on_disk(str(target), target.stat().st_mtime if target.exists() else 0.0)
+        return target.name, on_disk(str(target), common.modified(target))
     except DatasetError as error:
         st.sidebar.error(str(error))
         return None, None

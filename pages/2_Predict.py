@@ -19,24 +19,16 @@ import streamlit as st
 from PIL import Image
 
 from facekit import labels, viz
-from facekit.explain import EXPECTED_AGE, HEAD_TARGETS, METHODS, Explainer, Explanation
+from facekit.app import common
+from facekit.explain import EXPECTED_AGE, HEAD_TARGETS, METHODS, Explanation
 from facekit.vision.io import SAMPLE_PHOTO, ImageError, load_image
-from facekit.predict import FacePrediction, ImageResult, Predictor, prediction_rows
+from facekit.predict import FacePrediction, ImageResult, prediction_rows
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 HEADS = {"gender": "Gender", "race": "Ethnicity", "age": "Age"}
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 
 st.set_page_config(page_title="Predict · facekit", page_icon=":material/face:", layout="wide")
-
-
-# Caching the class itself gives the same cache key (module, name, source) on every page: one model for the app.
-predictor = st.cache_resource(show_spinner="Loading the model…")(Predictor)
-
-
-@st.cache_resource(show_spinner="Preparing Grad-CAM…")
-def explainer() -> Explainer:
-    return Explainer(predictor().model)
 
 
 @dataclass
@@ -77,7 +69,7 @@ def analyse(name: str, data: bytes) -> Analysis | None:
         return None
     read = time.perf_counter() - started
     with st.spinner("Finding and reading faces…"):
-        result = predictor().predict(image, name)
+        result = common.predictor().predict(image, name)
     result.timings["read"] = read
     st.session_state["analysis"] = Analysis(key=key, image=image, result=result)
     return st.session_state["analysis"]
@@ -116,7 +108,7 @@ def explanation_for(analysis: Analysis, head: str, target: str | None, method: s
     key = (head, target, method)
     if key not in analysis.explanations:
         with st.spinner(f"Computing {METHOD_NAMES[method]}…"):
-            explanation = explainer().explain(analysis.image, analysis.result.faces, head, target, method)
+            explanation = common.explainer().explain(analysis.image, analysis.result.faces, head, target, method)
             overlay = viz.heat_overlay(analysis.image, *explanation.photo_heat())
         analysis.explanations[key] = (explanation, overlay)
     return analysis.explanations[key]
@@ -179,11 +171,7 @@ if photo is None:
     st.caption("Upload a photo, take one with the webcam, or try the sample photo.")
     st.stop()
 
-try:
-    predictor()
-except (FileNotFoundError, ValueError, RuntimeError) as error:
-    st.error(f"The model could not be loaded: {error}")
-    st.stop()
+common.loaded(common.predictor)
 
 name, data = photo
 analysis = analyse(name, data)

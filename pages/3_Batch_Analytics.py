@@ -15,16 +15,15 @@ import pandas as pd
 import streamlit as st
 
 from facekit import labels, viz
+from facekit.app import common
 from facekit.vision.io import collect_uploads
-from facekit.predict import Predictor, prediction_rows
+from facekit.predict import prediction_rows
 from facekit.evaluation.segments import CAVEAT, breakdown
 
 MAX_PHOTOS = 500  # per run; about a minute per hundred photos on two CPU cores
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "zip"]
 
 st.set_page_config(page_title="Batch Analytics · facekit", page_icon=":material/groups:", layout="wide")
-# Caching the class itself gives the same cache key (module, name, source) on every page: one model for the app.
-predictor = st.cache_resource(show_spinner="Loading the model…")(Predictor)
 
 
 def take_files() -> None:
@@ -48,7 +47,7 @@ def run(files: list[tuple[str, bytes]]) -> list[dict]:
     bar = st.progress(0.0, text=f"0 of {len(items)} photos")
     rows: list[dict] = []
     started = time.perf_counter()
-    for done, result in enumerate(predictor().predict_items(items), start=1):
+    for done, result in enumerate(common.predictor().predict_items(items), start=1):
         rows.extend(prediction_rows([result]))
         bar.progress(done / len(items), text=f"{done} of {len(items)} photos")
     bar.empty()
@@ -81,11 +80,9 @@ if st.session_state.get("batch_key") != key:
     slot = st.empty()  # the button goes once clicked, rather than staying until the next rerun
     if slot.button(f"Analyse {len(files)} file{'s' * (len(files) > 1)}", type="primary", key="analyse"):
         slot.empty()
-        try:
-            st.session_state["batch_rows"] = run(files)
-            st.session_state["batch_key"] = key
-        except (FileNotFoundError, ValueError, RuntimeError) as error:
-            st.error(f"The model could not be loaded: {error}")
+        common.loaded(common.predictor)
+        st.session_state["batch_rows"] = run(files)
+        st.session_state["batch_key"] = key
 if "batch_rows" not in st.session_state:
     st.stop()
 

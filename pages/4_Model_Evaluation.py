@@ -6,12 +6,12 @@ figures from ``facekit.viz``. Grad-CAM of a mistake is computed on request only.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import streamlit as st
 
 from facekit import labels, viz
+from facekit.app import common
 from facekit.evaluation.evaluate import Evaluation, image_reference, load_evaluation
 from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, METRIC_NAMES, YEARS, by_group_table,
                                        committed_reports, datasets_table, evaluation_facts, fmt,
@@ -59,17 +59,13 @@ def choose(label: str, options: list[str], key: str) -> tuple[Optional[str], Opt
     choice = st.sidebar.selectbox(label, options, key=key)
     if choice == NOTHING:
         return None, None
-    folder = REPORTS.get(choice)
+    folder = REPORTS.get(choice) or common.sidebar_path(key, "Folder", "reports/my-model",
+                                                        "A folder written by `facekit evaluate --out`.",
+                                                        "Enter the folder of a saved evaluation.")
     if folder is None:
-        path = st.sidebar.text_input("Folder", key=f"{key}_path", placeholder="reports/my-model",
-                                     help="A folder written by `facekit evaluate --out`.")
-        if not path.strip():
-            st.sidebar.info("Enter the folder of a saved evaluation.")
-            return None, None
-        folder = Path(path.strip()).expanduser()
-    summary_file = Path(folder) / "evaluation.json"
+        return None, None
     try:
-        return Path(folder).name, load(str(folder), summary_file.stat().st_mtime if summary_file.exists() else 0.0)
+        return folder.name, load(str(folder), common.modified(folder / "evaluation.json"))
     except (FileNotFoundError, ValueError) as error:
         st.sidebar.error(str(error))
         return None, None
@@ -203,29 +199,17 @@ def grad_cam(evaluation: Evaluation, data: bytes, head: str) -> Optional[object]
     """The Grad-CAM overlay of the predicted class on one mistake, or None when it cannot be made here."""
     from facekit.vision.io import load_image
 
-    predictor, explainer = gradcam_tools(str(evaluation.summary.model.file()))
+    model = evaluation.summary.model.file()
     image = load_image(data)
-    result = predictor.predict(image)
+    result = common.predictor(model).predict(image)
     if not result.faces:
         return None
-    explanation = explainer.explain(image, result.faces[:1], "age" if head == "age" else head)
+    explanation = common.explainer(model).explain(image, result.faces[:1], "age" if head == "age" else head)
     return viz.heat_overlay(image, *explanation.photo_heat())
 
 
-@st.cache_resource(show_spinner="Loading the model for Grad-CAM…")
-def gradcam_tools(model_path: str):
-    from facekit.explain import Explainer
-    from facekit.predict import Predictor
-
-    predictor = Predictor(model_path, max_faces=1)
-    return predictor, Explainer(predictor.model)
-
-
 def explain_available(evaluation: Evaluation) -> bool:
-    try:
-        import facekit.explain  # noqa: F401  (another module's feature: used only when present)
-    except ImportError:
-        return False
+    """Grad-CAM needs the faces as the detector crops them."""
     return evaluation.summary.crop == "detect"
 
 

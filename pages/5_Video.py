@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from facekit import labels, viz
-from facekit.predict import Predictor
+from facekit.app import common
 from facekit.evaluation.report import model_licence
 from facekit.evaluation.segments import CAVEAT
 from facekit.vision.io import VIDEO_SUFFIXES
@@ -29,8 +29,6 @@ UPLOAD_TYPES = [suffix.lstrip(".") for suffix in VIDEO_SUFFIXES]
 RATES = [0.5, 1.0, 2.0, 5.0, 10.0]  # frames analysed per second of video
 
 st.set_page_config(page_title="Video · facekit", page_icon=":material/movie:", layout="wide")
-# Caching the class itself gives the same cache key (module, name, source) on every page: one model for the app.
-predictor = st.cache_resource(show_spinner="Loading the model…")(Predictor)
 
 
 @dataclass
@@ -57,7 +55,7 @@ def run(key: tuple, name: str, data: bytes, sample_fps: float, annotate: bool) -
     bar = st.progress(0.0, text="Analysing frames…")
     buffer = io.BytesIO() if annotate else None
     try:
-        result = analyse_video(data, predictor(), sample_fps=sample_fps, annotated=buffer, name=name,
+        result = analyse_video(data, common.predictor(), sample_fps=sample_fps, annotated=buffer, name=name,
                                progress=lambda done: bar.progress(done, text=f"Analysing frames… {done:.0%}"))
     except VideoError as error:
         st.error(f"Could not analyse {name}: {error}.")
@@ -124,11 +122,7 @@ if analysis is None or analysis.key != key:
     if not slot.button("Analyse", type="primary", key="analyse"):
         st.stop()
     slot.empty()
-    try:
-        predictor()
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
-        st.error(f"The model could not be loaded: {error}")
-        st.stop()
+    common.loaded(common.predictor)
     analysis = run(key, name, data, sample_fps, annotate)
     if analysis is None:
         st.stop()
@@ -169,4 +163,4 @@ downloads[1].download_button("Frames (JSON)", json.dumps(frame_document(result),
 if analysis.annotated:
     downloads[2].download_button("Annotated video (MP4)", analysis.annotated, f"{stem}-annotated.mp4", "video/mp4")
 st.caption(CAVEAT)
-st.caption(model_licence(predictor().metadata))
+st.caption(model_licence(common.predictor().metadata))

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import time
 
-import av
 import streamlit as st
-from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+from facekit.app import common
 from facekit.serving import live
 from facekit.evaluation.report import model_licence
 
 st.set_page_config(page_title="Live · facekit", page_icon=":material/videocam:", layout="wide")
+common.need("live")  # before the imports it brings: without them the page says which extra to install
+import av
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
 live_predictor = st.cache_resource(show_spinner="Loading the model…")(live.live_predictor)
 
 st.title("Live")
@@ -32,13 +35,9 @@ st.info("Frames are analysed on the server in memory and never stored: nothing i
 st.caption("Each label is a guess with a probability, averaged over the face's last few model runs, and the model "
            "is wrong more often for some groups than for others (see the evaluation page).")
 
-try:
-    ice_servers = live.ice_servers()
-    predictor = live_predictor()
-except (FileNotFoundError, ValueError, RuntimeError) as error:
-    st.error(f"The live view cannot start: {error}")
-    st.stop()
+predictor = common.loaded(live_predictor, "The live view cannot start")
 st.caption(model_licence(predictor.metadata))
+ice_servers = common.loaded(live.ice_servers, "The live view cannot start")
 if "live_analyzer" not in st.session_state:
     st.session_state["live_analyzer"] = live.LiveAnalyzer(predictor)
 analyzer: live.LiveAnalyzer = st.session_state["live_analyzer"]

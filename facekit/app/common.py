@@ -1,0 +1,87 @@
+"""What the pages share: the one cached model, the sidebar path picker, and the messages that
+stop a page when something it needs cannot be had.
+
+Every page imports this module first, so the app's defaults are set in one place: the datasets
+folder is ../shared/data from where the app was started unless FACEKIT_DATA names another.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
+
+import streamlit as st
+
+from facekit._extras import MissingExtra, require
+
+if TYPE_CHECKING:  # torch and grad-cam load only on the pages that predict or explain
+    from facekit.explain import Explainer
+    from facekit.predict import Predictor
+
+os.environ.setdefault("FACEKIT_DATA", str(Path("../shared/data").resolve()))
+
+T = TypeVar("T")
+LOAD_ERRORS = (FileNotFoundError, ValueError, RuntimeError)  # what loading a checkpoint raises for a bad one
+
+
+def _key(model: Optional[str | Path]) -> Optional[str]:
+    """One cache entry per checkpoint, whichever way it is named (None: the shipped one)."""
+    from facekit.models.model import DEFAULT_MODEL
+
+    return None if model is None or Path(model).resolve() == DEFAULT_MODEL.resolve() else str(model)
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def _predictor(model: Optional[str]) -> Predictor:
+    from facekit.predict import Predictor
+
+    return Predictor(model)
+
+
+@st.cache_resource(show_spinner="Preparing Grad-CAM…")
+def _explainer(model: Optional[str]) -> Explainer:
+    from facekit.explain import Explainer
+
+    return Explainer(_predictor(model).model)
+
+
+def predictor(model: Optional[str | Path] = None) -> Predictor:
+    """The model for every page (default: the shipped one), loaded once per app and checkpoint."""
+    return _predictor(_key(model))
+
+
+def explainer(model: Optional[str | Path] = None) -> Explainer:
+    """Grad-CAM on that same loaded model."""
+    return _explainer(_key(model))
+
+
+def loaded(load: Callable[[], T], failure: str = "The model could not be loaded") -> T:
+    """``load()``, or the page stops with ``failure`` and the reason."""
+    try:
+        return load()
+    except LOAD_ERRORS as error:
+        st.error(f"{failure}: {error}")
+        st.stop()
+
+
+def need(extra: str) -> None:
+    """Stop the page with the install line when the extra it needs is missing."""
+    try:
+        require(extra)
+    except MissingExtra as error:
+        st.error(str(error))
+        st.stop()
+
+
+def modified(path: Path) -> float:
+    """A file's modification time, 0 when absent: the cache key that makes an edited file be read again."""
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+def sidebar_path(key: str, label: str, placeholder: str, help: str, prompt: str) -> Optional[Path]:
+    """A path typed in the sidebar, or None (with ``prompt`` shown) while the box is empty."""
+    typed = st.sidebar.text_input(label, key=f"{key}_path", placeholder=placeholder, help=help)
+    if not typed.strip():
+        st.sidebar.info(prompt)
+        return None
+    return Path(typed.strip()).expanduser()
