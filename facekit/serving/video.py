@@ -367,6 +367,13 @@ def analyse_video(
             _analyse_batch(pending, predictor, tracker, result, writer)
         if progress is not None:
             progress(1.0)
+    _conclude(result, info, reading, tracker)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _conclude(result: VideoResult, info: VideoInfo, reading: _Reading, tracker: IoUTracker) -> None:
+    """What was read of the video, a note if it ended early, and one summary per track."""
     if not reading.frames:
         raise VideoError(NOTHING_DECODED)
     end = reading.last + (1 / info.fps if info.fps else 0.0)
@@ -377,8 +384,6 @@ def analyse_video(
     result.tracks = [summarize_track(track) for track in tracker.tracks()]
     if not result.tracks:
         result.reason = f"no face found in any of the {len(result.frames)} analysed frames"
-    result.seconds = time.perf_counter() - started
-    return result
 
 
 def _analyse_batch(pending: list[tuple[int, float, Image.Image]], predictor: Predictor, tracker: IoUTracker,
