@@ -41,18 +41,17 @@ def _inside(names: pd.Series, base: Path, anomalies: list[Anomaly]) -> pd.Series
 
 
 def _races(values: pd.Series, path: Path) -> tuple[pd.Series, pd.Series | None]:
-    """(UTKFace-5, FairFace-7 or None) from one ethnicity column: 7-class names give both."""
+    """(UTKFace-5, FairFace-7 or None) from one ethnicity column: every label gives the 5 classes, and a
+    column with 7-class names gives them too (missing where a row has a 5-class label only)."""
     def fine(value):
         try:
             return labels.normalize_fairface_race(value)
         except ValueError:
             return None
 
+    race = normalize_column(values, labels.normalize_race, "race", path)
     seven = values.map(fine)
-    if seven.notna().any() and seven.isin(set(labels.RACE7) - set(labels.RACES)).any():
-        race7 = normalize_column(values, labels.normalize_fairface_race, "race", path)
-        return race7.map(labels.FAIRFACE_TO_RACE), race7
-    return normalize_column(values, labels.normalize_race, "race", path), None
+    return race, seven if seven.isin(set(labels.RACE7) - set(labels.RACES)).any() else None
 
 
 def read_manifest(path: os.PathLike | str, allow_outside: bool = False) -> DatasetTable:
