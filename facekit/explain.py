@@ -43,6 +43,7 @@ EXPECTED_AGE = "expected"
 HEAD_TARGETS: dict[str, tuple[str, ...]] = {
     "gender": labels.GENDERS,
     "race": labels.RACES,
+    "race7": labels.RACE7,  # models with a 7-class head only
     "age": (EXPECTED_AGE, *labels.AGE_BIN_LABELS),
 }
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
@@ -58,7 +59,7 @@ def check_target(head: str, target: str | None) -> None:
 
 def predicted_target(face: FacePrediction, head: str) -> str:
     """The target that explains what the model said about this face."""
-    return {"gender": face.gender, "race": face.race, "age": EXPECTED_AGE}[head]
+    return {"gender": face.gender, "race": face.race, "race7": face.race7, "age": EXPECTED_AGE}[head]
 
 
 class HeadScores(nn.Module):
@@ -72,8 +73,13 @@ class HeadScores(nn.Module):
         self.bin_edges = labels.bin_edges()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.model.calibrated(self.model(images))[self.head]
+        logits = self.model.calibrated(self.model(images))["race" if self.head == "race7" else self.head]
         log_probs = torch.log_softmax(logits, 1)
+        if self.head == "race7" and logits.shape[1] != len(labels.RACE7):
+            raise ValueError("this model's ethnicity head has UTKFace's 5 classes: explain the race head")
+        if self.head == "race" and logits.shape[1] == len(labels.RACE7):  # each of the 5 is a sum of the 7
+            return torch.cat([torch.logsumexp(log_probs[:, [labels.RACE7.index(c) for c in labels.RACE_TO_RACE7[r]]],
+                                              1, keepdim=True) for r in labels.RACES], 1)
         if self.head != "age":
             return log_probs
         expected = (log_probs.exp() * self.years).sum(1, keepdim=True)

@@ -2,6 +2,7 @@
 checkpoint, and two DDP ranks agreeing."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -123,6 +124,16 @@ def test_training_learns_and_resume_matches_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "resumed" / "metrics.csv").read_text().count("\n") == 5  # header + 4 epochs
     for key, value in straight.heads.state_dict().items():
         assert torch.allclose(value.float(), resumed.heads.state_dict()[key].float(), atol=1e-5), key
+
+
+def test_a_last_epoch_cut_short_is_validated_and_kept(tmp_path):
+    x, targets = synthetic()
+    rows = np.arange(len(x))
+    config = TrainConfig(out=str(tmp_path / "cut"), epochs=2, batch_size=16, stop_after_steps=2, patience=10)
+    result = fit(heads_model(), x, "repeat_2", targets, rows[:72], rows[72:], config, log=lambda _: None)
+    assert result.finished and result.best_epoch >= 1
+    history = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]  # the first epoch whole (4 steps), the last one 2 steps long
 
 
 def test_two_ddp_ranks_end_with_the_same_parameters(tmp_path):

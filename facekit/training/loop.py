@@ -192,6 +192,8 @@ def train_one_epoch(trained: nn.Module, loader: DataLoader, optimizer, scheduler
     started = time.time() - state.seconds
     bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", disable=not _is_main(), leave=False)
     for step, (x, gender, race, age, age_range) in enumerate(bar):
+        if config.stop_after_steps and step >= config.stop_after_steps and state.epoch == config.epochs - 1:
+            break  # the last epoch cut short on purpose: the caller validates and saves
         if step < state.step:
             if step == state.step - 1 and rng is not None:
                 checkpoint.restore_rng(rng)
@@ -298,11 +300,12 @@ def fit(model: FaceModel, inputs, input_block: str, targets: Targets, train_rows
         trained.train()
         steps_left = train_one_epoch(trained, loader, optimizer, scheduler, state, config, class_weights, save,
                                      steps_left, rng)
-        if steps_left == 0 and state.step < steps_per_epoch:
+        cut_short = bool(config.stop_after_steps) and state.step >= config.stop_after_steps
+        if steps_left == 0 and state.step < steps_per_epoch and not cut_short:
             finished = False
             log(f"session budget reached at epoch {epoch + 1}, step {state.step}: --resume continues")
             break
-        _end_epoch(net, val_set, names, state, steps_per_epoch, out, rank, log)
+        _end_epoch(net, val_set, names, state, max(state.step, 1), out, rank, log)
         save()
         if state.bad_epochs >= config.patience:
             log(f"early stop: no improvement for {config.patience} epochs (best epoch {state.best_epoch})")
