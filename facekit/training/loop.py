@@ -273,8 +273,9 @@ def fit(model: FaceModel, inputs, input_block: str, targets: Targets, train_rows
     optimizer = make_optimizer(model, net, config)
     steps_per_epoch = len(loader)
     warmup = int(config.warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, warmup, steps_per_epoch * config.epochs))
+    # A last epoch cut short (stop_after_steps) also ends the cosine there, so its last steps anneal.
+    total = steps_per_epoch * (config.epochs - 1) + (config.stop_after_steps or steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total))
     trained = nn.parallel.DistributedDataParallel(net) if world > 1 else net
     state, rng = RunState(), None
     saved = checkpoint.load_last(out, log) if resume else None

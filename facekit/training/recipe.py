@@ -71,7 +71,7 @@ class TrainConfig:
     workers: int = 0
     limit: int = 0  # train on the first N training faces only (smoke runs); 0 = all
     session_steps: int = 0  # stop after this many steps in one invocation (a session's budget); --resume goes on
-    stop_after_steps: int = 0  # end the last epoch after this many of its steps: validate and save as if it ended
+    stop_after_steps: int = 0  # end the last epoch (and the cosine) after this many of its steps, then validate and save
     checkpoint_every: int = 50  # steps between resumable checkpoints within an epoch
     fp16_backbone: bool = True  # store fine-tuned backbone tensors in half precision
     init_from: str = ""  # a facekit checkpoint whose tensors (trained heads, fine-tuned blocks) start this run
