@@ -254,15 +254,18 @@ def face_tags(image: Image.Image, faces: Sequence[FacePrediction]) -> list[Label
                         [face_label(i + 1, face) for i, face in enumerate(faces)], measure)
 
 
-def annotate_faces(image: Image.Image, faces: Sequence[FacePrediction]) -> Image.Image:
+def annotate_faces(image: Image.Image, faces: Sequence[FacePrediction], highlight: int | None = None) -> Image.Image:
     """A copy of the photo with each face (``FacePrediction``) boxed, numbered and, where it fits,
-    labelled (``label_layout``): no tag covers another or is cut at the photo's edge."""
+    labelled (``label_layout``): no tag covers another or is cut at the photo's edge.
+
+    ``highlight`` (an index into ``faces``) draws that face's box three times as thick; the tags stay where they are.
+    """
     annotated = image.convert("RGB").copy()
     draw = ImageDraw.Draw(annotated)
     font, width = _tag_style(annotated)
-    for face in faces:
+    for index, face in enumerate(faces):
         color = GENDER_COLORS[labels.display(face.gender)]
-        draw.rectangle(face.box, outline=color, width=width)
+        draw.rectangle(face.box, outline=color, width=3 * width if index == highlight else width)
     for face, tag in zip(faces, face_tags(annotated, faces)):
         color = GENDER_COLORS[labels.display(face.gender)]
         draw.rectangle(tag.rect, fill=color)

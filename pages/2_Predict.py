@@ -22,11 +22,24 @@ from facekit import labels, viz
 from facekit.app import common
 from facekit.explain import EXPECTED_AGE, HEAD_TARGETS, METHODS, Explanation
 from facekit.vision.io import SAMPLE_PHOTO, ImageError, load_image
-from facekit.predict import FacePrediction, ImageResult, prediction_rows
+from facekit.predict import MIN_ATTRIBUTE_FACE, FacePrediction, ImageResult, prediction_rows
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 HEADS = {"gender": "Gender", "race": "Ethnicity", "age": "Age"}
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+TABLE_COLUMNS = {
+    "face": st.column_config.NumberColumn("Face", help="The number on the photo"),
+    "gender": st.column_config.TextColumn("Gender"),
+    "p_female": st.column_config.ProgressColumn("P(female)", format="percent", min_value=0.0, max_value=1.0),
+    "race": st.column_config.TextColumn("Ethnicity"),
+    "age": st.column_config.NumberColumn("Age", format="%.0f"),
+    "age_low": st.column_config.NumberColumn("Age from", format="%.0f", help="The 80% interval's low end"),
+    "age_high": st.column_config.NumberColumn("Age to", format="%.0f", help="The 80% interval's high end"),
+    "det_score": st.column_config.ProgressColumn("Detector", format="percent", min_value=0.0, max_value=1.0),
+    "low_resolution": st.column_config.CheckboxColumn(
+        "Too small", help=f"Under {MIN_ATTRIBUTE_FACE} px tall: read its answers with care"),
+}
+SMALL_FACE = f"Small face (under {MIN_ATTRIBUTE_FACE} px tall): read these answers with care."
 
 st.set_page_config(page_title="Predict · facekit", page_icon=":material/face:", layout="wide")
 
@@ -97,6 +110,8 @@ def face_card(index: int, face: FacePrediction, image: Image.Image) -> None:
         gender.metric("Gender", labels.display(face.gender))
         gender.progress(p_female, text=f"female {p_female:.0%} · male {1 - p_female:.0%}")
         gender.caption(f"Detector confidence {face.det_score:.0%}")
+        if face.low_resolution:
+            gender.warning(SMALL_FACE, icon=":material/zoom_in:")
         race.plotly_chart(viz.probability_bars(face.race_probs, "Ethnicity"), key=f"race-{index}")
         age.metric("Age", f"{face.age:.0f} years", help="Expected age; the interval holds the true age 80% of the time "
                                                         "when the model is calibrated.")
@@ -139,7 +154,17 @@ def grad_cam(analysis: Analysis) -> Explanation:
     return explanation
 
 
-def downloads(analysis: Analysis) -> None:
+def face_table(result: ImageResult) -> int | None:
+    """Every face's answer by the photo's numbers, sortable; the index of the row selected, if any."""
+    rows = pd.DataFrame(prediction_rows([result])).assign(face=lambda frame: frame["face"] + 1)
+    event = st.dataframe(rows[list(TABLE_COLUMNS)], column_config=TABLE_COLUMNS, hide_index=True,
+                         on_select="rerun", selection_mode="single-row", key="face_table")
+    st.caption("Click a column's name to sort; select a row to mark its face on the photo.")
+    chosen = event.selection.rows
+    return chosen[0] if chosen else None
+
+
+def downloads(analysis: Analysis, annotated: Image.Image) -> None:
     result = analysis.result
     stem = result.source.rsplit(".", 1)[0] or "photo"
     rows = pd.DataFrame(prediction_rows([result]))
@@ -147,8 +172,7 @@ def downloads(analysis: Analysis) -> None:
     csv_column.download_button("Results (CSV)", rows.to_csv(index=False), f"{stem}-faces.csv", "text/csv")
     json_column.download_button("Results (JSON)", json.dumps(asdict(result), indent=2), f"{stem}-faces.json",
                                 "application/json")
-    image_column.download_button("Annotated image (PNG)", lambda: png(viz.annotate_faces(analysis.image, result.faces)),
-                                 f"{stem}-annotated.png", "image/png")
+    image_column.download_button("Annotated image (PNG)", lambda: png(annotated), f"{stem}-annotated.png", "image/png")
 
 
 st.title("Predict")
@@ -187,11 +211,15 @@ if result.skipped_faces:
     st.warning(f"{len(result.faces) + result.skipped_faces} faces found; showing the largest {len(result.faces)}.")
 
 st.subheader(f"{len(result.faces)} face{'s' * (len(result.faces) > 1)} in {name}")
-st.image(viz.annotate_faces(analysis.image, result.faces), caption="Each face boxed and labelled")
+photo_slot = st.empty()
+chosen = face_table(result)
+annotated = viz.annotate_faces(analysis.image, result.faces, highlight=chosen)
+photo_slot.image(annotated, caption="Each face boxed and labelled" if chosen is None else
+                 f"Each face boxed and labelled; face {chosen + 1} marked")
 for index, face in enumerate(result.faces):
     face_card(index, face, analysis.image)
 explanation = grad_cam(analysis)
-downloads(analysis)
+downloads(analysis, annotated)
 steps = {"read": "reading", "detect": "detection", "model": "the three heads"}
 timings = [f"{label} {result.timings[step] * 1000:.0f} ms" for step, label in steps.items() if step in result.timings]
 timings.append(f"{METHOD_NAMES[explanation.method]} {explanation.seconds * 1000:.0f} ms")

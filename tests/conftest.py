@@ -46,6 +46,16 @@ def astronaut() -> Image.Image:
 
 
 @pytest.fixture(scope="session")
+def collage(astronaut) -> Image.Image:
+    """Ten copies of the astronaut, 5 x 2, in a 1024 px wide photo (the last one touching the right edge)."""
+    tile = astronaut.resize((205, 205))
+    photo = Image.new("RGB", (1024, 420), "white")
+    for k in range(10):
+        photo.paste(tile, (min(k % 5 * 205, 1024 - 205), 5 + k // 5 * 210))
+    return photo
+
+
+@pytest.fixture(scope="session")
 def utkface_archive() -> Path:
     path = locate_utkface()
     if path is None:

@@ -190,6 +190,21 @@ def test_predict_says_why_a_corrupt_upload_fails_then_shows_box_heads_and_grad_c
 
 
 @needs_model
+def test_predict_lists_every_face_of_a_group_photo_by_its_number(page, app_url, collage):
+    photo = io.BytesIO()
+    collage.save(photo, format="PNG")
+    page.goto(f"{app_url}/Predict")
+    expect(page.get_by_test_id("stFileUploader")).to_be_visible(timeout=SLOW)
+    upload(page, {"name": "group.png", "mimeType": "image/png", "buffer": photo.getvalue()})
+    expect(page.get_by_text("10 faces in group.png")).to_be_visible(timeout=SLOW)
+    expect(page.get_by_text("Grad-CAM of the gender head")).to_be_visible(timeout=SLOW)
+    settled(page, "predict-group")
+    table = page.get_by_test_id("stDataFrame").locator("[aria-rowcount]")
+    expect(table).to_have_attribute("aria-rowcount", "11")  # the header and one row per face
+    expect(page.get_by_text("Face 10", exact=True)).to_be_visible()  # the last card
+
+
+@needs_model
 def test_batch_upload_keeps_good_photos_and_lists_bad_ones(page, app_url):
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w") as archive:

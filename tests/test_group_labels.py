@@ -5,20 +5,8 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pytest
-from PIL import Image
 
 from facekit import viz
-
-
-@pytest.fixture(scope="module")
-def collage(astronaut) -> Image.Image:
-    """Ten copies of the astronaut, 5 x 2, in a 1024 px wide photo (the last one touching the right edge)."""
-    tile = astronaut.resize((205, 205))
-    photo = Image.new("RGB", (1024, 420), "white")
-    for k in range(10):
-        photo.paste(tile, (min(k % 5 * 205, 1024 - 205), 5 + k // 5 * 210))
-    return photo
 
 
 def _clear(tags, size) -> None:
@@ -38,6 +26,12 @@ def test_ten_faces_get_numbered_tags_that_never_overlap_or_leave_the_photo(colla
     assert any(t.text.startswith(f"{t.number}: ") for t in tags)  # room for some full labels
     drawn = np.asarray(viz.annotate_faces(collage, faces))
     assert drawn.shape == np.asarray(collage).shape and (drawn != np.asarray(collage)).any()
+    # The Predict page marks a selected face with a thicker box: only pixels at that box change.
+    changed = np.argwhere((np.asarray(viz.annotate_faces(collage, faces, highlight=3)) != drawn).any(axis=2))
+    x1, y1, x2, y2 = faces[3].box
+    reach = 3 * max(2, round(3 * max(collage.size) / 800))
+    assert len(changed) and (changed[:, 1] >= x1 - reach).all() and (changed[:, 1] <= x2 + reach).all()
+    assert (changed[:, 0] >= y1 - reach).all() and (changed[:, 0] <= y2 + reach).all()
 
 
 def test_labels_slide_inside_and_fall_back_to_numbers_when_crowded():
