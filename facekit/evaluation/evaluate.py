@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 import pandas as pd
@@ -145,11 +145,7 @@ def _probability_rows(probs: dict[str, np.ndarray]) -> pd.DataFrame:
 def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_size: int = 32,
                   log: Callable[[str], None] = lambda _: None) -> pd.DataFrame:
     """One row per image of ``frame``: its ``status`` (ok, no face, unreadable), detector output and predictions."""
-    from facekit.vision.align import resize_chip
-    from facekit.data import read_image_bytes
     from facekit.data.table import labelled_boxes
-    from facekit.vision.detect import matching_face
-    from facekit.vision.io import ImageError, load_image
 
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, not {crop!r}")
@@ -158,47 +154,12 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
     boxes = labelled_boxes(frame)  # a face cut from a crowd: the labelled one, not the largest
     for start in range(0, len(frame), batch_size):
         chunk = frame.iloc[start:start + batch_size]
-        status, scores, data = [], [], []
-        for ref in chunk["image"]:
-            try:
-                data.append(read_image_bytes(ref))
-                status.append("ok")
-            except (ImageError, OSError) as error:
-                data.append(None)
-                status.append(f"unreadable: {error}")
-            scores.append(np.nan)
-        readable = [i for i, d in enumerate(data) if d is not None]
-        probs: dict[str, list[np.ndarray]] = {"gender": [], "race": [], "age": [], "race7": []}
-        used: list[int] = []
+        data, status = _read_images(chunk["image"])
+        scores = [np.nan] * len(chunk)
         if crop == "detect":
-            results = predictor.predict_images([data[i] for i in readable], [str(i) for i in readable])
-            for i, result in zip(readable, results):
-                pick = None if result.error else matching_face(
-                    np.array([f.box for f in result.faces]).reshape(-1, 4), boxes.get(chunk["file"].iloc[i]))
-                if result.error:
-                    status[i] = f"unreadable: {result.error}"
-                elif pick is None:
-                    status[i] = "no face"
-                else:
-                    face = result.faces[pick]
-                    scores[i] = face.det_score
-                    probs["gender"].append(np.array(list(face.gender_probs.values())))
-                    probs["race"].append(np.array(list(face.race_probs.values())))
-                    probs["age"].append(np.array(face.age_probs))
-                    if face.race7_probs is not None:
-                        probs["race7"].append(np.array(list(face.race7_probs.values())))
-                    used.append(i)
+            probs, used = _detected_faces(predictor, data, chunk["file"].tolist(), boxes, status, scores)
         else:
-            crops = []
-            for i in readable:
-                try:
-                    crops.append(resize_chip(load_image(data[i]), predictor.model.config.crop))
-                    used.append(i)
-                except ImageError as error:
-                    status[i] = f"unreadable: {error}"
-            if crops:
-                batch = predictor.probabilities(crops)
-                probs.update({head: list(values) for head, values in batch.items()})
+            probs, used = _chip_faces(predictor, data, status)
         rows = pd.DataFrame({"file": chunk["file"].to_numpy(), "image": chunk["image"].to_numpy(), "status": status,
                              "det_score": scores})
         for column in ("gender", "race", "age", "age_bin", *EXTRA_TRUE):
@@ -213,6 +174,69 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
         rate = done / max(time.time() - started, 1e-9)
         log(f"{done}/{len(frame)} images, {rate:.1f}/s")
     return pd.concat(parts, ignore_index=True)
+
+
+def _read_images(refs: Iterable[str]) -> tuple[list[Optional[bytes]], list[str]]:
+    """Each image's bytes and status "ok", or None and why it could not be read."""
+    from facekit.data import read_image_bytes
+    from facekit.vision.io import ImageError
+
+    data, status = [], []
+    for ref in refs:
+        try:
+            data.append(read_image_bytes(ref))
+            status.append("ok")
+        except (ImageError, OSError) as error:
+            data.append(None)
+            status.append(f"unreadable: {error}")
+    return data, status
+
+
+def _detected_faces(predictor, data: list[Optional[bytes]], files: list[str], boxes: dict, status: list[str],
+                    scores: list[float]) -> tuple[dict[str, list[np.ndarray]], list[int]]:
+    """Each readable photo through the predictor; the labelled face (else the largest) gives its probabilities.
+    ``status`` and ``scores`` are filled in per photo; returns the probabilities and the photos they belong to."""
+    from facekit.vision.detect import matching_face
+
+    readable = [i for i, d in enumerate(data) if d is not None]
+    probs: dict[str, list[np.ndarray]] = {"gender": [], "race": [], "age": [], "race7": []}
+    used: list[int] = []
+    results = predictor.predict_images([data[i] for i in readable], [str(i) for i in readable])
+    for i, result in zip(readable, results):
+        if result.error:
+            status[i] = f"unreadable: {result.error}"
+            continue
+        pick = matching_face(np.array([f.box for f in result.faces]).reshape(-1, 4), boxes.get(files[i]))
+        if pick is None:
+            status[i] = "no face"
+            continue
+        face = result.faces[pick]
+        scores[i] = face.det_score
+        probs["gender"].append(np.array(list(face.gender_probs.values())))
+        probs["race"].append(np.array(list(face.race_probs.values())))
+        probs["age"].append(np.array(face.age_probs))
+        if face.race7_probs is not None:
+            probs["race7"].append(np.array(list(face.race7_probs.values())))
+        used.append(i)
+    return probs, used
+
+
+def _chip_faces(predictor, data: list[Optional[bytes]], status: list[str]) -> tuple[dict[str, list[np.ndarray]], list[int]]:
+    """Each readable image taken as the face itself (a dataset's own chip), resized to the model's crop."""
+    from facekit.vision.align import resize_chip
+    from facekit.vision.io import ImageError, load_image
+
+    crops, used = [], []
+    for i, image in enumerate(data):
+        if image is None:
+            continue
+        try:
+            crops.append(resize_chip(load_image(image), predictor.model.config.crop))
+            used.append(i)
+        except ImageError as error:
+            status[i] = f"unreadable: {error}"
+    probs = {head: list(values) for head, values in predictor.probabilities(crops).items()} if crops else {}
+    return probs, used
 
 
 def _categories(faces: pd.DataFrame, column: str, categories: tuple[str, ...]) -> pd.Series:
