@@ -34,7 +34,7 @@ def test_photo_heat_uses_the_inverse_crop_matrix():
 
 
 def test_bad_head_or_target_names_the_choices():
-    with pytest.raises(ValueError, match="choose one of gender, race, age"):
+    with pytest.raises(ValueError, match="choose one of gender, race, race7, age"):
         check_target("colour", None)
     with pytest.raises(ValueError, match="choose one of male, female"):
         check_target("gender", "asian")
