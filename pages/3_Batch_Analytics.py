@@ -58,6 +58,8 @@ def run(files: list[tuple[str, bytes]]) -> list[dict]:
 st.title("Batch analytics")
 st.info("Photos are processed in memory and not stored: nothing is written to disk or kept after you close the page.",
         icon=":material/lock:")
+if elsewhere := common.unlike_training():
+    st.info(elsewhere, icon=":material/travel_explore:")
 st.warning(
     "**Read these numbers as rough estimates.** Each face's gender, ethnicity and age is a guess with a probability, "
     "not a fact, and the model is wrong more often for some groups than for others (the evaluation page shows "

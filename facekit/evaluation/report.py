@@ -47,6 +47,8 @@ HEAD_NAMES = {"gender": "gender", "race": "ethnicity", "race7": "ethnicity (7 cl
 CARD_FEATURES = ("race", "race7", "gender", "age_bin", "skin", "age_group")
 # The per-group views the report and the card show, in order.
 KEY_METRICS = ("gender.accuracy", "race.accuracy", "age.mae", "age.interval_coverage")
+# Test sets unlike the studio-like portraits of UTKFace, in the order the pages name them.
+UNLIKE_TRAINING = {"fairface": "web photos (FairFace)", "wider-dev": "faces in crowd photos (wider-dev)"}
 
 
 def committed_reports() -> dict[str, Path]:
@@ -317,6 +319,28 @@ def committed_summaries() -> dict[str, EvaluationSummary]:
 def same_model_reports(sha256: str) -> dict[str, EvaluationSummary]:
     """The committed evaluations of the weights with this hash, by folder name: one per dataset (and crop)."""
     return {name: s for name, s in committed_summaries().items() if s.model.sha256 == sha256}
+
+
+def unlike_training_sentence(summaries: Sequence[EvaluationSummary]) -> Optional[str]:
+    """How often one model is right on photos unlike its training data, from its evaluations; None without any.
+
+    Only the re-detected faces count (not archive crops): those are what the app reads.
+    """
+    if not summaries:
+        return None
+    parts = []
+    for name, photos in UNLIKE_TRAINING.items():
+        summary = next((s for s in summaries if s.dataset.name == name and s.crop != "archive"), None)
+        if summary is None:
+            continue
+        rates = [f"{head} {metrics.accuracy:.0%}" for head, metrics in (("gender", summary.gender),
+                 ("ethnicity", summary.race)) if metrics is not None and metrics.accuracy is not None]
+        if rates:
+            parts.append(f"on {photos} " + " and ".join(rates))
+    if not parts:
+        return ("This model has not been measured on photos unlike its training data: expect it to be wrong "
+                "more often on those than its evaluation says.")
+    return f"How often this model is right on photos unlike its training data: {'; '.join(parts)}."
 
 
 # ---- the model card (Mitchell et al., "Model Cards for Model Reporting", FAT* 2019)
