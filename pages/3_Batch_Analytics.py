@@ -17,7 +17,7 @@ import streamlit as st
 from facekit import labels, viz
 from facekit.app import common
 from facekit.vision.io import collect_uploads
-from facekit.predict import prediction_rows
+from facekit.predict import MIN_ATTRIBUTE_FACE, prediction_rows
 from facekit.evaluation.segments import CAVEAT, breakdown
 
 MAX_PHOTOS = 500  # per run; about a minute per hundred photos on two CPU cores
@@ -90,10 +90,16 @@ if "batch_rows" not in st.session_state:
 
 rows = st.session_state["batch_rows"]
 summary = breakdown(rows)
-faces_column, photos_column, missing_column = st.columns(3)
+faces_column, photos_column, missing_column, per_photo_column, small_column = st.columns(5)
 faces_column.metric("Faces", f"{len(summary.faces):,}")
 photos_column.metric("Photos with a face", f"{summary.inputs - summary.without_face:,} of {summary.inputs:,}")
 missing_column.metric("Unreadable or without a face", f"{summary.without_face:,}")
+if len(summary.faces):
+    per_photo = summary.faces_per_photo
+    per_photo_column.metric("Faces per photo", f"{per_photo.mean():.1f}",
+                            help=f"Mean over the photos with a face; from {per_photo.min()} to {per_photo.max()}.")
+    small_column.metric("Too small to read reliably", f"{summary.low_resolution:,}",
+                        help=f"Faces under {MIN_ATTRIBUTE_FACE} px tall: their answers are less reliable.")
 st.caption(f"Analysed in {st.session_state['batch_seconds']:.1f} s.")
 
 st.subheader("Every face")

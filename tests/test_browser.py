@@ -218,6 +218,8 @@ def test_batch_upload_keeps_good_photos_and_lists_bad_ones(page, app_url):
     metrics = page.get_by_test_id("stMetric")
     expect(metrics.filter(has_text="Photos with a face")).to_contain_text("1 of 3", timeout=SLOW)
     expect(metrics.filter(has_text="Unreadable or without a face")).to_contain_text("2")
+    expect(metrics.filter(has_text="Faces per photo")).to_contain_text("1.0")
+    expect(metrics.filter(has_text="Too small to read reliably")).to_contain_text("0")
     expect(plotly_charts(page)).to_have_count(4, timeout=SLOW)
     page.get_by_text("2 inputs without a face").click()
     settled(page, "batch-mixed-upload")
