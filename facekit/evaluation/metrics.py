@@ -326,10 +326,11 @@ def age_metrics(age_true: np.ndarray, age_pred: np.ndarray, low: np.ndarray, hig
     """Years-based numbers on faces with a known age; bin numbers on faces with a known bin (FairFace has bins only)."""
     age_true, age_pred = np.asarray(age_true, float), np.asarray(age_pred, float)
     known = _known(age_true)
-    decades = pd.Series(np.abs(age_true - age_pred)[known]).groupby(
-        [age_decade(a) for a in age_true[known]], sort=False)
-    order = sorted(decades.groups, key=lambda d: int(d.split("-")[0].rstrip("+")))
-    by_decade = tuple(DecadeError(d, float(decades.get_group(d).mean()), int(len(decades.get_group(d)))) for d in order)
+    errors: dict[str, list[float]] = {}
+    for true, error in zip(age_true[known], np.abs(age_true - age_pred)[known]):
+        errors.setdefault(age_decade(true), []).append(float(error))
+    order = sorted(errors, key=lambda d: int(d.split("-")[0].rstrip("+")))
+    by_decade = tuple(DecadeError(d, float(np.mean(errors[d])), len(errors[d])) for d in order)
     bins = classification_metrics(bin_true, bin_pred, labels.AGE_BIN_LABELS)
     return AgeMetrics(n=int(known.sum()), mae=mean_absolute_error(age_true, age_pred),
                       rmse=root_mean_squared_error(age_true, age_pred), cs5=cumulative_score(age_true, age_pred),
