@@ -165,7 +165,7 @@ def test_a_streamed_body_over_the_limit_is_cut_off(app):
 
 
 @pytest.mark.parametrize("query, words", [
-    ("head=colour", "Input should be 'gender', 'race' or 'age'"),
+    ("head=colour", "Input should be 'gender', 'race', 'race7' or 'age'"),
     ("head=gender&target=asian", "unknown target 'asian' for the gender head; choose one of male, female"),
     ("head=age&target=200", "unknown target '200' for the age head"),
     ("head=gender&method=lime", "Input should be 'gradcam' or 'gradcam++'"),
