@@ -18,13 +18,14 @@ from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, METRIC_NAMES, 
                                        gap_sentence, headline_table, key_gaps, metric_rows, mistakes, model_card,
                                        per_class_table, same_model_reports)
 from facekit.evaluation.summary import EvaluationSummary, made_from
+from facekit.models.model import DEFAULT_MODEL
 
 ON_DISK = "A report folder on disk"
 NOTHING = "Nothing"
 GALLERY = 12
 HEADS = {"Gender": "gender", "Ethnicity": "race", "Ethnicity (7)": "race7", "Age": "age"}
 
-REPORTS = committed_reports()
+REPORTS = committed_reports(first=DEFAULT_MODEL.stem)  # the default model's reports lead
 
 st.set_page_config(page_title="Model Evaluation · facekit", page_icon=":material/fact_check:", layout="wide")
 

@@ -51,11 +51,14 @@ KEY_METRICS = ("gender.accuracy", "race.accuracy", "age.mae", "age.interval_cove
 UNLIKE_TRAINING = {"fairface": "web photos (FairFace)", "wider-dev": "faces in crowd photos (wider-dev)"}
 
 
-def committed_reports() -> dict[str, Path]:
-    """Name -> folder of each report shipped in the package."""
+def committed_reports(first: str = "") -> dict[str, Path]:
+    """Name -> folder of each report shipped in the package; those whose names start with ``first``
+    (a model's name, so its reports lead) come first, in name order."""
     if not REPORTS.is_dir():
         return {}
-    return {folder.name: folder for folder in sorted(REPORTS.iterdir()) if (folder / "evaluation.json").is_file()}
+    folders = sorted(REPORTS.iterdir(), key=lambda folder: (not folder.name.startswith(first) if first else False,
+                                                            folder.name))
+    return {folder.name: folder for folder in folders if (folder / "evaluation.json").is_file()}
 
 
 def group_name(group: str) -> str:
