@@ -75,8 +75,6 @@ class HeadScores(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = self.model.calibrated(self.model(images))["race" if self.head == "race7" else self.head]
         log_probs = torch.log_softmax(logits, 1)
-        if self.head == "race7" and logits.shape[1] != len(labels.RACE7):
-            raise ValueError("this model's ethnicity head has UTKFace's 5 classes: explain the race head")
         if self.head == "race" and logits.shape[1] == len(labels.RACE7):  # each of the 5 is a sum of the 7
             return torch.cat([torch.logsumexp(log_probs[:, [labels.RACE7.index(c) for c in labels.RACE_TO_RACE7[r]]],
                                               1, keepdim=True) for r in labels.RACES], 1)
@@ -161,6 +159,8 @@ class Explainer:
         method: str = "gradcam",
     ) -> Explanation:
         """Maps of ``head`` for each face; ``target=None`` explains each face's own prediction."""
+        if head == "race7" and self.model.config.ethnicities != len(labels.RACE7):
+            raise ValueError("this model's ethnicity head has UTKFace's 5 classes: explain the race head")
         check_target(head, target)
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
