@@ -80,6 +80,9 @@ AGE_GROUPS: tuple[tuple[str, int, int], ...] = (
 AGE_GROUP_LABELS: tuple[str, ...] = tuple(label for label, _, _ in AGE_GROUPS)
 # Fitzpatrick skin types, a group attribute for fairness metrics (never a predicted label).
 SKIN_TONES: tuple[str, ...] = ("I", "II", "III", "IV", "V", "VI")
+# Face height in the original photo, in the groups every size-dependent number is reported by.
+FACE_SIZES: tuple[tuple[float, float, str], ...] = (
+    (0, 20, "<20 px"), (20, 40, "20-40 px"), (40, 80, "40-80 px"), (80, float("inf"), "80+ px"))
 AGE_MAX = 100  # the age head predicts years 0..AGE_MAX, the last class meaning "AGE_MAX or older"
 AGE_CLASSES = AGE_MAX + 1
 
@@ -103,13 +106,25 @@ def _key(value: object) -> str:
     return str(value).strip().lower().replace(" ", "_").replace("-", "_")
 
 
+def _unknown(value: object) -> bool:
+    """Missing, or an annotator's "Not Sure" (perceived labels say so instead of guessing)."""
+    return _is_missing(value) or _key(value) == "not_sure"
+
+
+def face_size_group(height: float) -> Optional[str]:
+    """The ``FACE_SIZES`` group of a face height in pixels; None when unknown."""
+    if height != height:  # NaN
+        return None
+    return next(name for low, high, name in FACE_SIZES if low <= height < high)
+
+
 def normalize_gender(value: object) -> Optional[str]:
     """A gender label or UTKFace code (0/1) as 'male'/'female'; None when unknown.
 
     Raises ValueError for a value that is present but not a gender, so a bad file is
     reported instead of being guessed at.
     """
-    if _is_missing(value) or _key(value) == "not_sure":
+    if _unknown(value):
         return None
     key = _key(value)
     if key in GENDERS:
@@ -172,7 +187,7 @@ def normalize_age_bin(value: object) -> Optional[str]:
 
 def normalize_age_group(value: object) -> Optional[str]:
     """A perceived age group ('Young Adult', 'Middle age', ...) as one of AGE_GROUP_LABELS; 'Not Sure' is None."""
-    if _is_missing(value) or _key(value) == "not_sure":
+    if _unknown(value):
         return None
     key = _key(value)
     if key in AGE_GROUP_LABELS:
@@ -182,7 +197,7 @@ def normalize_age_group(value: object) -> Optional[str]:
 
 def normalize_skin_tone(value: object) -> Optional[str]:
     """A Fitzpatrick type as a Roman numeral I..VI; 'Not Sure' is None."""
-    if _is_missing(value) or _key(value) == "not_sure":
+    if _unknown(value):
         return None
     text = str(value).strip().upper()
     if text in SKIN_TONES:

@@ -8,7 +8,8 @@ from PIL import Image
 
 from conftest import ASTRONAUT_FACE, REPO
 
-from facekit.evaluation.detection import FACE_SIZES, evaluate_detection, match, read_boxes, size_group
+from facekit.evaluation.detection import evaluate_detection, match, read_boxes
+from facekit.labels import FACE_SIZES, face_size_group
 from facekit.vision.detect import DetectorSettings, FaceDetector
 
 PHOTOS = REPO.parent / "shared" / "data" / "wider-dev" / "photos.csv"
@@ -39,7 +40,7 @@ def test_greedy_matching_uses_each_box_once():
     detected = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], float)
     hit, used = match(detected, truth)
     assert hit.tolist() == [True, False] and used == 1
-    assert [size_group(h) for h in (5, 20, 79.9, 200)] == [name for _, _, name in FACE_SIZES]
+    assert [face_size_group(h) for h in (5, 20, 79.9, 200)] == [name for _, _, name in FACE_SIZES]
 
 
 def test_recall_report_on_real_group_photos():

@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO
 
 from facekit import labels
-from facekit.evaluation.evaluate import FACE_SIZES, evaluate
+from facekit.evaluation.evaluate import evaluate
+from facekit.labels import FACE_SIZES
 from facekit.predict import ANSWER_COLUMNS, prediction_rows
 
 pytestmark = pytest.mark.slow

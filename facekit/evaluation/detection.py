@@ -15,20 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facekit.labels import FACE_SIZES, face_size_group
 from facekit.vision.detect import DetectorSettings, FaceDetector, box_iou
 
 MATCH_IOU = 0.4
-# Face height in the original photo, in the groups every size-dependent number is reported by.
-FACE_SIZES: tuple[tuple[float, float, str], ...] = (
-    (0, 20, "<20 px"), (20, 40, "20-40 px"), (40, 80, "40-80 px"), (80, float("inf"), "80+ px"))
 FORMAT = "facekit-detection/1"
-
-
-def size_group(height: float) -> str | None:
-    """The ``FACE_SIZES`` group of a face height; None when unknown."""
-    if height != height:  # NaN
-        return None
-    return next(name for low, high, name in FACE_SIZES if low <= height < high)
 
 
 def match(detected: np.ndarray, truth: np.ndarray, threshold: float = MATCH_IOU) -> tuple[np.ndarray, int]:
@@ -130,7 +121,7 @@ def evaluate_detection(boxes: pd.DataFrame, settings: DetectorSettings = Detecto
         truth = faces[["x1", "y1", "x2", "y2"]].to_numpy(float)
         hit, used = match(found.boxes, truth)
         for height, ok in zip(faces["h"], hit):
-            group = sizes[size_group(float(height))]
+            group = sizes[face_size_group(float(height))]
             group[0] += 1
             group[1] += int(ok)
         photos, detections, matched = photos + 1, detections + len(found), matched + used

@@ -35,7 +35,6 @@ PREDICTIONS_FILE = "predictions.csv"
 HEADS = ("gender", "race", "age")
 CLASSES = {"gender": labels.GENDERS, "race": labels.RACES, "age_bin": labels.AGE_BIN_LABELS}
 # Face height in the original photo, for the attributes of small faces.
-FACE_SIZES = ((0, 20, "<20 px"), (20, 40, "20-40 px"), (40, 80, "40-80 px"), (80, float("inf"), "80+ px"))
 # Extra label columns a dataset may have, kept beside the predictions.
 EXTRA_TRUE = ("race7", "age_group", "skin", "face_px")
 # Predicted ages that read as "Senior": the wider-dev check of the age order.
@@ -245,14 +244,12 @@ def _categories(faces: pd.DataFrame, column: str, categories: tuple[str, ...]) -
 
 
 def _face_sizes(faces: pd.DataFrame) -> pd.Series:
-    """Each face's height in its original photo as one of ``FACE_SIZES``' groups."""
-    names = [name for _, _, name in FACE_SIZES]
+    """Each face's height in its original photo as one of ``labels.FACE_SIZES``' groups."""
+    names = [name for _, _, name in labels.FACE_SIZES]
     if "face_px_true" not in faces:
         return pd.Series(pd.Categorical([None] * len(faces), categories=names))
     heights = pd.to_numeric(faces["face_px_true"], errors="coerce")
-    groups = [next((name for low, high, name in FACE_SIZES if low <= h < high), None) if h == h else None
-              for h in heights]
-    return pd.Series(pd.Categorical(groups, categories=names))
+    return pd.Series(pd.Categorical([labels.face_size_group(h) for h in heights], categories=names))
 
 
 def age_group_order(faces: pd.DataFrame) -> AgeGroupOrder | None:
