@@ -38,7 +38,8 @@ def test_batch_page_counts_faces_breaks_them_down_and_states_the_caveats():
     at.button(key="analyse").click().run()
     assert not at.exception, at.exception
     metrics = {metric.label: metric.value for metric in at.metric}
-    assert metrics == {"Faces": "2", "Photos with a face": "2 of 5", "Unreadable or without a face": "3"}
+    assert metrics == {"Faces": "2", "Photos with a face": "2 of 5", "Unreadable or without a face": "3",
+                       "Faces per photo": "1.0", "Too small to read reliably": "0"}
     faces = at.dataframe[0].value
     assert list(faces["file"]) == ["one.jpg", "trip.zip::trip/astronaut.jpg"]
     problems = at.dataframe[1].value.set_index("file")["error"]
