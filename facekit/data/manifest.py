@@ -32,6 +32,9 @@ def _inside(names: pd.Series, base: Path, anomalies: list[Anomaly]) -> pd.Series
     root = os.path.realpath(base)
     ok = []
     for name in names:
+        if "\0" in str(name):  # no file system has such a name; realpath would raise on it
+            ok.append(False)
+            continue
         target = os.path.realpath(os.path.join(root, str(name)))
         inside = os.path.commonpath([root, target]) == root and not os.path.isabs(str(name))
         if not inside:
