@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from facekit.cache import cache_dir
+from facekit.files import atomic_write
 from facekit.models.model import FaceModel
 
 OUTPUTS = FaceModel.HEADS
@@ -65,16 +65,9 @@ def export_onnx(model: FaceModel, path: Path) -> Path:
     size = model.config.crop.size
     example = torch.zeros(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    handle, temporary = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.onnx.export(_TupleOutputs(model).eval(), (example,), temporary, input_names=["images"],
-                          output_names=list(OUTPUTS), dynamo=True, dynamic_shapes={"images": {0: batch}},
-                          external_data=False, verbose=False)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    atomic_write(path, lambda temporary: torch.onnx.export(
+        _TupleOutputs(model).eval(), (example,), str(temporary), input_names=["images"], output_names=list(OUTPUTS),
+        dynamo=True, dynamic_shapes={"images": {0: batch}}, external_data=False, verbose=False))
     return path
 
 
@@ -187,13 +180,9 @@ def int8_model(model: FaceModel, ranges: Path, threads: int | None = None) -> On
     path = cache_dir() / "onnx" / f"facemodel-{key}-int8.onnx"
     if not path.exists():
         source = onnx_path(model)  # exports the float graph first if needed, which also makes the folder
-        handle, temporary = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-        os.close(handle)
-        try:
+        def write(temporary: Path) -> None:
             with _quiet_quantizer():
-                quantize_static(str(source), temporary, None, calibration_cache_path=str(ranges), **_int8_settings())
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
+                quantize_static(str(source), str(temporary), None, calibration_cache_path=str(ranges),
+                                **_int8_settings())
+        atomic_write(path, write)
     return OnnxModel(path, threads)

@@ -1,0 +1,35 @@
+"""Writing outputs safely: whole files or nothing, and never over one of the inputs."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+
+def atomic_write(path: os.PathLike | str, write: Callable[[Path], None]) -> None:
+    """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    A crash, a kill or Ctrl-C leaves the old file (or none), never a half-written one."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def output_clash(output: os.PathLike | str, inputs: Iterable[os.PathLike | str]) -> str | None:
+    """Why ``output`` must not be written, or None: it is one of the inputs (by any path or link), or an
+    existing file inside an input folder, which the run reads."""
+    target = os.path.realpath(output)
+    for source in inputs:
+        source_path = os.path.realpath(source)
+        inside = os.path.isdir(source_path) and os.path.isfile(target) and \
+            os.path.commonpath([source_path, target]) == source_path
+        if target == source_path or inside:
+            return f"{output} is one of the inputs: writing it would destroy it; choose another output file"
+    return None
