@@ -83,6 +83,9 @@ SKIN_TONES: tuple[str, ...] = ("I", "II", "III", "IV", "V", "VI")
 # Face height in the original photo, in the groups every size-dependent number is reported by.
 FACE_SIZES: tuple[tuple[float, float, str], ...] = (
     (0, 20, "<20 px"), (20, 40, "20-40 px"), (40, 80, "40-80 px"), (80, float("inf"), "80+ px"))
+# Faces shorter than this (pixels of the photo) are flagged ``low_resolution``: under it the attribute
+# heads are markedly less accurate (docs/evaluation.md has the accuracy by face height).
+MIN_ATTRIBUTE_FACE = 40
 AGE_MAX = 100  # the age head predicts years 0..AGE_MAX, the last class meaning "AGE_MAX or older"
 AGE_CLASSES = AGE_MAX + 1
 

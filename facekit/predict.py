@@ -3,8 +3,7 @@
 ``Predictor`` holds the detector and the model (load once, reuse); ``predict`` is the
 one-call convenience. A photo that cannot be read or has no face gives an
 ``ImageResult`` with an ``error`` or ``reason`` instead of raising, so a batch keeps
-every good result. ``prediction_rows`` is the one place a result becomes CSV/JSON rows,
-used by the CLI, the app's downloads and the batch page alike.
+every good result. ``facekit.rows`` turns results into the rows of every CSV and JSON.
 """
 from __future__ import annotations
 
@@ -50,7 +49,7 @@ class FacePrediction:
     age_probs: tuple[float, ...] = field(repr=False)  # P(age = year) for years 0..AGE_MAX
     race7: str | None = None  # FairFace's 7 classes, from models with a 7-class head
     race7_probs: dict[str, float] | None = None
-    low_resolution: bool = False  # the face is under MIN_ATTRIBUTE_FACE px tall: read its answers with care
+    low_resolution: bool = False  # the face is under labels.MIN_ATTRIBUTE_FACE px tall: read its answers with care
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,11 +102,6 @@ def _race7_fields(probs: dict[str, np.ndarray], i: int) -> dict:
             "race7_probs": {r: float(p) for r, p in zip(labels.RACE7, race7_p)}}
 
 
-# Faces shorter than this (pixels of the photo) get ``low_resolution``: under it the attribute
-# heads are markedly less accurate (docs/evaluation.md has the accuracy by face height).
-MIN_ATTRIBUTE_FACE = 40
-
-
 def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset: int = 0) -> list[FacePrediction]:
     faces = []
     for i in range(len(probs["gender"])):
@@ -130,7 +124,7 @@ def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset:
                 age_bin_probs=bins,
                 age_probs=tuple(float(p) for p in age_p),
                 **_race7_fields(probs, i),
-                low_resolution=bool(detection.boxes[offset + i][3] - detection.boxes[offset + i][1] < MIN_ATTRIBUTE_FACE),
+                low_resolution=bool(detection.boxes[offset + i][3] - detection.boxes[offset + i][1] < labels.MIN_ATTRIBUTE_FACE),
             )
         )
     return faces
@@ -310,39 +304,3 @@ def predict(images: ImageSource | Sequence[ImageSource]) -> list[ImageResult]:
     if isinstance(images, (str, Path, bytes, Image.Image, np.ndarray)) or hasattr(images, "read"):
         images = [images]  # type: ignore[list-item]
     return _DEFAULT.predict_images(list(images))  # type: ignore[arg-type]
-
-
-# The columns of a prediction row, in order: the one schema of the CLI's CSV/JSON, the app's
-# downloads and the Ray engine's parquet file. ``answer_fields`` fills the ANSWER_COLUMNS.
-# The 7 classes that are not also one of the 5 (p_white, p_black and p_indian mean the same in both).
-RACE7_ONLY = tuple(race for race in labels.RACE7 if race not in labels.RACES)
-ANSWER_COLUMNS = ("gender", "p_female", "race", *(f"p_{race}" for race in labels.RACES),
-                  "race7", *(f"p_{race}" for race in RACE7_ONLY), "age", "age_low", "age_high")
-PREDICTION_COLUMNS = ("file", "face", "x1", "y1", "x2", "y2", "det_score", *ANSWER_COLUMNS, "age_bin",
-                      "low_resolution", "error")
-
-
-def answer_fields(answer: FacePrediction) -> dict:
-    """Each head's answer as row fields; also takes a ``track.TrackSummary``, which has the same answer fields."""
-    row = {"gender": answer.gender, "p_female": round(answer.gender_probs["female"], 4), "race": answer.race}
-    row.update({f"p_{race}": round(p, 4) for race, p in answer.race_probs.items()})
-    race7_probs = getattr(answer, "race7_probs", None) or {}  # empty from a 5-class model
-    row["race7"] = getattr(answer, "race7", None)
-    row.update({f"p_{race}": round(race7_probs[race], 4) if race7_probs else None for race in RACE7_ONLY})
-    row.update({"age": answer.age, "age_low": answer.age_low, "age_high": answer.age_high})
-    return row
-
-
-def prediction_rows(results: Iterable[ImageResult]) -> list[dict]:
-    """Flat rows, one per face, or one per input without a face (with ``error`` saying why)."""
-    rows = []
-    for result in results:
-        if not result.faces:
-            rows.append({"file": result.source, "face": None, "error": result.message})
-            continue
-        for index, face in enumerate(result.faces):
-            x1, y1, x2, y2 = face.box
-            rows.append({"file": result.source, "face": index, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                         "det_score": face.det_score, **answer_fields(face), "age_bin": face.age_bin,
-                         "low_resolution": face.low_resolution, "error": ""})
-    return rows

@@ -6,7 +6,7 @@ figure reads the same on every page and two datasets line up on the same axes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from facekit import labels
 from facekit.data.stats import COLUMN_NAMES, crossing
 from facekit.data.table import CATEGORIES
+from facekit.rows import Answer
 
 if TYPE_CHECKING:  # predict pulls in torch; figures of tables should not need it
     from facekit.evaluation.metrics import Calibration, ConfusionMatrix, DecadeError
@@ -153,18 +154,6 @@ def compare_bars(long: pd.DataFrame, title: str) -> go.Figure:
 # ---- single photos: boxes, heat maps and one face's probabilities (Predict page, `facekit explain`)
 
 HEAT_ALPHA = 0.5
-
-
-class Answer(Protocol):
-    """What a label is drawn from: one face's prediction, or a followed face's pooled answer."""
-
-    gender: str
-    gender_probs: dict[str, float]
-    race: str
-    race_probs: dict[str, float]
-    age: float
-    age_low: float
-    age_high: float
 
 
 def face_label(number: int, face: Answer) -> str:

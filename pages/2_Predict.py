@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -22,7 +21,9 @@ from facekit import labels, viz
 from facekit.app import common
 from facekit.explain import EXPECTED_AGE, HEAD_TARGETS, METHODS, Explanation
 from facekit.vision.io import SAMPLE_PHOTO, ImageError, load_image
-from facekit.predict import MIN_ATTRIBUTE_FACE, FacePrediction, ImageResult, prediction_rows
+from facekit.labels import MIN_ATTRIBUTE_FACE
+from facekit.predict import FacePrediction, ImageResult
+from facekit.rows import csv_text, json_text, prediction_rows
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 HEADS = {"gender": "Gender", "race": "Ethnicity", "age": "Age"}
@@ -167,10 +168,9 @@ def face_table(result: ImageResult) -> int | None:
 def downloads(analysis: Analysis, annotated: Image.Image) -> None:
     result = analysis.result
     stem = result.source.rsplit(".", 1)[0] or "photo"
-    rows = pd.DataFrame(prediction_rows([result]))
     csv_column, json_column, image_column = st.columns(3)
-    csv_column.download_button("Results (CSV)", rows.to_csv(index=False), f"{stem}-faces.csv", "text/csv")
-    json_column.download_button("Results (JSON)", json.dumps(asdict(result), indent=2), f"{stem}-faces.json",
+    csv_column.download_button("Results (CSV)", csv_text(prediction_rows([result])), f"{stem}-faces.csv", "text/csv")
+    json_column.download_button("Results (JSON)", json_text(asdict(result)), f"{stem}-faces.json",
                                 "application/json")
     image_column.download_button("Annotated image (PNG)", lambda: png(annotated), f"{stem}-annotated.png", "image/png")
 

@@ -17,7 +17,8 @@ import streamlit as st
 from facekit import labels, viz
 from facekit.app import common
 from facekit.vision.io import collect_uploads
-from facekit.predict import MIN_ATTRIBUTE_FACE, prediction_rows
+from facekit.labels import MIN_ATTRIBUTE_FACE
+from facekit.rows import csv_text, prediction_rows
 from facekit.evaluation.segments import CAVEAT, breakdown
 
 MAX_PHOTOS = 500  # per run; about a minute per hundred photos on two CPU cores
@@ -108,7 +109,7 @@ problems = pd.DataFrame([row for row in rows if row["face"] is None], columns=["
 if len(problems):
     with st.expander(f"{len(problems)} input{'s' * (len(problems) > 1)} without a face"):
         st.dataframe(problems, hide_index=True)
-st.download_button("All rows (CSV)", pd.DataFrame(rows).to_csv(index=False), "facekit-batch.csv", "text/csv")
+st.download_button("All rows (CSV)", csv_text(rows), "facekit-batch.csv", "text/csv")
 
 if len(summary.faces):
     st.subheader("Breakdown")

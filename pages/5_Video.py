@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from facekit.app import common
 from facekit.evaluation.report import model_licence
 from facekit.evaluation.segments import CAVEAT
 from facekit.vision.io import VIDEO_SUFFIXES
+from facekit.rows import csv_text, json_text
 from facekit.serving.video import (MAX_FRAMES, SAMPLE_FPS, VideoError, VideoResult, analyse_video,
                            frame_document, probe_video, sample_clip, sighting_rows, track_rows)
 
@@ -157,8 +157,8 @@ if analysis.annotated:
 
 stem = name.rsplit(".", 1)[0] or "video"
 downloads = st.columns(3)
-downloads[0].download_button("Tracks (CSV)", pd.DataFrame(rows).to_csv(index=False), f"{stem}-tracks.csv", "text/csv")
-downloads[1].download_button("Frames (JSON)", json.dumps(frame_document(result), indent=1), f"{stem}-frames.json",
+downloads[0].download_button("Tracks (CSV)", csv_text(rows), f"{stem}-tracks.csv", "text/csv")
+downloads[1].download_button("Frames (JSON)", json_text(frame_document(result), indent=1), f"{stem}-frames.json",
                              "application/json")
 if analysis.annotated:
     downloads[2].download_button("Annotated video (MP4)", analysis.annotated, f"{stem}-annotated.mp4", "video/mp4")

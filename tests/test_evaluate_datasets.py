@@ -13,7 +13,7 @@ from conftest import REPO
 from facekit import labels
 from facekit.evaluation.evaluate import evaluate
 from facekit.labels import FACE_SIZES
-from facekit.predict import ANSWER_COLUMNS, prediction_rows
+from facekit.rows import ANSWER_COLUMNS, prediction_rows
 
 pytestmark = pytest.mark.slow
 

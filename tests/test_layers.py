@@ -34,9 +34,12 @@ def test_a_deferred_import_of_a_higher_layer_breaks_the_contract(tmp_path):
     assert "facekit.vision.backward -> facekit.serving.service (l.2)" in done.stdout
 
 
-def test_the_metrics_import_without_torch():
-    """Metric functions are shared by training, evaluation and reports: they must not pull in the networks."""
-    probe = ("import sys, facekit.evaluation.metrics; "
+@pytest.mark.parametrize("module", ["facekit.evaluation.metrics", "facekit.evaluation.segments",
+                                    "facekit.evaluation.report", "facekit.rows"])
+def test_metrics_reports_and_rows_import_without_torch(module):
+    """Metric functions, breakdowns, reports and row writers are shared by training, evaluation, the pages and
+    the CLI: they must not pull in the networks."""
+    probe = (f"import sys, {module}; "
              "print(' '.join(m for m in ('torch', 'facenet_pytorch') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == ""

@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import ASTRONAUT_FACE, CLI, box_iou, exif_rotated_jpeg
 from facekit import labels, viz
 from facekit.vision.io import collect_uploads
-from facekit.predict import prediction_rows
+from facekit.rows import prediction_rows
 
 
 

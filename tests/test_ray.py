@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from facekit.cli import app
 from facekit.vision.io import collect_inputs
-from facekit.predict import prediction_rows
+from facekit.rows import prediction_rows
 from facekit._extras import MissingExtra
 from facekit.serving.scale import import_ray, name_prefix, read_rows, resolve_sources
 

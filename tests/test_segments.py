@@ -66,7 +66,8 @@ def test_cli_predict_summary_prints_the_breakdown_of_the_rows(tmp_path):
 
 def test_summary_counts_faces_per_photo_and_the_faces_too_small_to_read(predictor, astronaut):
     from facekit.evaluation.segments import breakdown
-    from facekit.predict import MIN_ATTRIBUTE_FACE, prediction_rows
+    from facekit.labels import MIN_ATTRIBUTE_FACE
+    from facekit.rows import prediction_rows
 
     small = astronaut.resize((128, 128))  # her face is about 30 px tall here
     rows = prediction_rows(predictor.predict_images([astronaut, small], ["big.jpg", "small.jpg"]))

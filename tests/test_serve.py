@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from conftest import ASTRONAUT_FACE, CLI, box_iou, free_port, noise_image
 from facekit import labels
 from facekit.vision.io import MB, SAMPLE_PHOTO
-from facekit.predict import prediction_rows
+from facekit.rows import prediction_rows
 from facekit.serving.service import BODY_OVERHEAD, ServiceLimits, create_app, load_test, predict_url
 from test_bad_inputs import png_bomb
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from facekit import labels
 from facekit.evaluation import metrics
+from facekit.rows import csv_text, json_text, read_csv, write_text
 from facekit.evaluation.summary import (AgeGroupAge, AgeGroupOrder, DatasetInfo, DetectorCounts, EvaluationSummary,
                                         GroupSettings, ModelInfo, Timings, weights_sha256)
 
@@ -388,8 +389,8 @@ def save_evaluation(evaluation: Evaluation, folder: os.PathLike | str) -> list[P
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     summary_path, predictions_path = folder / SUMMARY_FILE, folder / PREDICTIONS_FILE
-    summary_path.write_text(json.dumps(evaluation.summary.to_dict(), indent=1) + "\n")
-    evaluation.predictions.to_csv(predictions_path, index=False, lineterminator="\n")
+    write_text(summary_path, json_text(evaluation.summary.to_dict(), indent=1) + "\n")
+    write_text(predictions_path, csv_text(evaluation.predictions))
     return [summary_path, predictions_path]
 
 
@@ -414,4 +415,4 @@ def load_evaluation(folder: os.PathLike | str) -> Evaluation:
     summary = load_summary(folder)
     if not predictions_path.is_file():
         raise FileNotFoundError(f"no evaluation in {folder} (need {SUMMARY_FILE} and {PREDICTIONS_FILE})")
-    return Evaluation(summary, pd.read_csv(predictions_path, keep_default_na=True))
+    return Evaluation(summary, read_csv(predictions_path))

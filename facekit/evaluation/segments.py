@@ -1,6 +1,6 @@
 """Demographic breakdown of a batch of predictions: who is in a set of photos, with error bars.
 
-A function of ``predict.prediction_rows`` (a list of rows or their DataFrame), so the batch
+A function of ``rows.prediction_rows`` (a list of rows or their DataFrame), so the batch
 page and ``facekit predict --summary`` report the same numbers. Shares count each face's
 predicted label and carry a Wilson interval for sampling error only; the model's own errors
 and biases (see the evaluation page) come on top. Next to each share is the mean
@@ -19,7 +19,7 @@ import pandas as pd
 
 from facekit import labels
 from facekit.data.stats import crossing, label_counts
-from facekit.predict import MIN_ATTRIBUTE_FACE
+from facekit.labels import MIN_ATTRIBUTE_FACE
 
 CONFIDENCE = 0.95
 CAVEAT = (
@@ -61,7 +61,7 @@ class Breakdown:
 
     @property
     def low_resolution(self) -> int:
-        """Faces too small for their attributes to be read reliably (``predict.MIN_ATTRIBUTE_FACE``)."""
+        """Faces too small for their attributes to be read reliably (``labels.MIN_ATTRIBUTE_FACE``)."""
         return int(self.faces["low_resolution"].fillna(False).astype(bool).sum()) if "low_resolution" in self.faces else 0
 
     def to_text(self) -> str:

@@ -12,7 +12,6 @@ read both as the same dataclasses, so nothing else branches on the sidecar's age
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
@@ -22,22 +21,10 @@ from typing import Mapping, Optional
 import numpy as np
 
 from facekit.evaluation.metrics import AgeMetrics, Calibration, ClassificationMetrics, Gap, GroupValue
+from facekit.rows import finite
 
 FORMAT = "facekit-evaluation/1"
 CLASS_HEADS = ("gender", "race", "race7")  # classification heads a summary may hold, in reading order
-
-
-def finite(value):
-    """NaN and infinity as None, numpy scalars as Python ones: JSON has no NaN, and a missing metric reads as missing."""
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ LOG_FOLDER = "/tmp/ray/session_latest/logs"  # Ray's default on each node
 
 
 def row_schema():
-    """The parquet columns: exactly ``predict.PREDICTION_COLUMNS``, in order, with fixed types,
+    """The parquet columns: exactly ``rows.PREDICTION_COLUMNS``, in order, with fixed types,
     so a batch of error rows and a batch of faces write the same columns."""
     import pyarrow as pa
 
-    from facekit.predict import PREDICTION_COLUMNS
+    from facekit.rows import PREDICTION_COLUMNS
 
     types = {"file": pa.string(), "face": pa.int64(), "gender": pa.string(), "race": pa.string(), "race7": pa.string(),
              "age_bin": pa.string(), "low_resolution": pa.bool_(), "error": pa.string()}
@@ -132,7 +132,7 @@ class PredictBatch:
     def __call__(self, batch: dict[str, np.ndarray]):
         import pyarrow as pa
 
-        from facekit.predict import prediction_rows
+        from facekit.rows import prediction_rows
 
         names = [self.prefix + str(path) for path in batch["path"]]
         # ZIPs open from memory with the same limits as the single-process path.

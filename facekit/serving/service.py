@@ -36,7 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facekit.explain import HEAD_TARGETS, METHODS, Explainer, check_target
 from facekit.vision.io import MAX_FILE_BYTES, MAX_PIXELS, MB, ImageError, load_image
-from facekit.predict import ImageResult, Predictor, prediction_rows
+from facekit.predict import ImageResult, Predictor
+from facekit.rows import prediction_rows
 
 API = "/v1"
 BODY_OVERHEAD = 64 * 1024  # multipart framing and form fields allowed beyond the file itself

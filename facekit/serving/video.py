@@ -30,7 +30,8 @@ require("video")  # before the imports: a missing extra is one line, not a trace
 import av
 from PIL import Image
 
-from facekit.predict import FacePrediction, ImageResult, Predictor, answer_fields, prediction_rows
+from facekit import rows
+from facekit.predict import FacePrediction, ImageResult, Predictor
 from facekit.serving.track import IoUTracker, TrackSummary, summarize_track
 
 DEMUXERS = "mov,avi,matroska"  # FFmpeg's names: mov also reads MP4/M4V, matroska also WebM
@@ -400,25 +401,19 @@ def _analyse_batch(pending: list[tuple[int, float, Image.Image]], predictor: Pre
     pending.clear()
 
 
-FACE_FIELDS_LEFT_OUT = ("file", "face", "error")  # prediction_rows fields a frame's face does not need
+FACE_FIELDS_LEFT_OUT = ("file", "face", "error")  # rows.prediction_rows fields a frame's face does not need
 
 
 def track_rows(result: VideoResult) -> list[dict]:
-    """One row per followed face (the field names of ``prediction_rows``), or one row saying why there is none."""
-    if not result.tracks:
-        return [{"file": result.source, "track": None, "error": result.reason}]
-    rows = []
-    for summary in result.tracks:
-        rows.append({"file": result.source, "track": summary.track, "first_seen": summary.first_seen,
-                     "last_seen": summary.last_seen, "frames": summary.frames, **answer_fields(summary), "error": ""})
-    return rows
+    """One row per followed face (``rows.TRACK_COLUMNS``), or one row saying why there is none."""
+    return rows.track_rows(result.source, result.tracks, result.reason)
 
 
 def frame_document(result: VideoResult) -> dict:
     """The per-frame JSON: the video's facts, then each analysed frame with its faces and their tracks."""
     frames = []
     for record in result.frames:
-        faces = prediction_rows([ImageResult(source=result.source, faces=record.faces)]) if record.faces else []
+        faces = rows.prediction_rows([ImageResult(source=result.source, faces=record.faces)]) if record.faces else []
         frames.append({"frame": record.index, "time": record.time, "faces": [
             {"track": track, **{k: v for k, v in row.items() if k not in FACE_FIELDS_LEFT_OUT}}
             for track, row in zip(record.tracks, faces)]})
