@@ -23,6 +23,20 @@ def _defaults() -> None:
     os.environ.setdefault("FACEKIT_DATA", str(Path("../shared/data").resolve()))
 
 
+def check_outputs(inputs: list, *outputs: Optional[Path]) -> None:
+    """Stop before any work when an output is one of the inputs; note on stderr each existing file to be replaced."""
+    from facekit.files import output_clash
+
+    for output in outputs:
+        if output is None:
+            continue
+        clash = output_clash(output, [path for path in inputs if os.path.exists(path)])
+        if clash:
+            fail(clash)
+        if output.exists():
+            typer.echo(f"{output} exists and will be replaced", err=True)
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print one line to stderr and exit; the CLI's only way of reporting a user error."""
     typer.echo(f"error: {message}", err=True)
@@ -66,7 +80,7 @@ def predict(
     format: str = typer.Option("csv", "--format", help="csv or json"),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of standard output."),
-    max_faces: int = typer.Option(20, help="Classify at most this many faces per photo, largest first."),
+    max_faces: int = typer.Option(20, min=1, help="Classify at most this many faces per photo, largest first."),
     batch: int = typer.Option(16, help="With --engine ray: photos per task."),
     summary: bool = typer.Option(
         False, "--summary", help="Print the demographic breakdown (counts, shares with 95% Wilson intervals) "
@@ -87,12 +101,14 @@ def predict(
     A video gives one row per face followed through it: probabilities averaged over its frames,
     the median age with an 80% interval, and when it was first and last seen (seconds)."""
     from facekit.vision.io import collect_inputs, is_video_name
-    from facekit.predict import Predictor, prediction_rows
+    from facekit.predict import Predictor
+    from facekit.rows import prediction_rows
 
     if format not in ("csv", "json"):
         fail(f"--format must be csv or json, not {format!r}")
     if engine not in ("local", "ray"):
         fail(f"--engine must be local or ray, not {engine!r}")
+    check_outputs(paths, out, frames_json, annotated)
     if engine == "ray":
         _predict_with_ray(paths, out, model, max_faces, batch, ray_address, summary, bool(frames_json or annotated))
         return
@@ -124,17 +140,11 @@ def predict(
 
 def _print_rows(rows: list[dict], format: str, out: Optional[Path], summary: bool) -> None:
     """The rows as CSV or JSON, to ``out`` or standard output; with ``summary`` the breakdown is printed instead."""
-    import json
+    from facekit.rows import csv_text, json_text, write_text
 
-    import pandas as pd
-
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    table = pd.DataFrame(rows, columns=columns)
-    counts = [column for column in ("face", "track", "frames") if column in table]
-    table[counts] = table[counts].astype("Int64")  # whole numbers stay whole beside empty cells
-    text = table.to_csv(index=False) if format == "csv" else json.dumps(rows, indent=2)
+    text = csv_text(rows) if format == "csv" else json_text(rows) + "\n"
     if out:
-        out.write_text(text)
+        write_text(out, text)
     elif not summary:
         typer.echo(text, nl=False)
     if summary:
@@ -170,12 +180,18 @@ def _video_rows(path: Path, predictor, sample_fps: float, frames_json: Optional[
     """One row per face followed through the video, or one error row, and whether the video was read.
 
     Progress and notes go to stderr."""
-    import json
-
+    from facekit.files import atomic_write
+    from facekit.rows import json_text, write_text
     from facekit.serving.video import VideoError, analyse_video, frame_document, track_rows
 
+    analysed = []  # the annotated MP4 goes to a temporary file, renamed only once the whole video is written
     try:
-        video = analyse_video(path, predictor, sample_fps=sample_fps, annotated=annotated)
+        if annotated:
+            atomic_write(annotated, lambda temporary: analysed.append(
+                analyse_video(path, predictor, sample_fps=sample_fps, annotated=temporary)))
+        else:
+            analysed.append(analyse_video(path, predictor, sample_fps=sample_fps))
+        video = analysed[0]
     except VideoError as error:
         typer.echo(f"{path}: {error}", err=True)
         return [{"file": str(path), "track": None, "error": str(error)}], False
@@ -187,7 +203,7 @@ def _video_rows(path: Path, predictor, sample_fps: float, frames_json: Optional[
         typer.echo(f"{path}: {note}", err=True)
     if frames_json:
         try:
-            frames_json.write_text(json.dumps(frame_document(video), indent=1))
+            write_text(frames_json, json_text(frame_document(video), indent=1))
         except OSError as error:
             fail(f"could not write {frames_json}: {error}")
     return track_rows(video), True
@@ -203,10 +219,13 @@ def explain(
     method: str = typer.Option("gradcam", "--method", help="gradcam or gradcam++"),
     out: Path = typer.Option(..., "--out", help="Overlay image to write (PNG or JPEG)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
-    max_faces: int = typer.Option(20, help="Explain at most this many faces, largest first."),
+    max_faces: int = typer.Option(20, min=1, help="Explain at most this many faces, largest first."),
 ) -> None:
     """Grad-CAM heat map of one head for every face, drawn over the photo."""
+    from PIL import Image
+
     from facekit.explain import EXPECTED_AGE, METHODS, Explainer, check_target
+    from facekit.files import atomic_write
     from facekit.vision.io import ImageError, load_image
     from facekit.predict import Predictor
     from facekit.viz import heat_overlay
@@ -219,6 +238,7 @@ def explain(
         fail(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         fail(f"--out must end in .png, .jpg or .webp, not {out.name!r}")
+    check_outputs([image], out)
     try:
         photo = load_image(image)
     except ImageError as error:
@@ -232,7 +252,9 @@ def explain(
         fail(f"{image}: {result.message}")
     explanation = Explainer(predictor.model).explain(photo, result.faces, head, target, method)
     try:
-        heat_overlay(photo, *explanation.photo_heat()).save(out)
+        overlay = heat_overlay(photo, *explanation.photo_heat())
+        image_format = Image.registered_extensions()[out.suffix.lower()]
+        atomic_write(out, lambda temporary: overlay.save(temporary, format=image_format))
     except OSError as error:
         fail(f"could not write {out}: {error}")
     for index, face in enumerate(explanation.faces):
@@ -330,12 +352,11 @@ def data_summary(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
 ) -> None:
     """Faces, label counts, ages, imbalance and anomalies of any supported dataset."""
-    import json
-
     from facekit.data import stats
+    from facekit.rows import json_text
 
     summary = stats.summarize(_read_dataset(path))
-    typer.echo(json.dumps(summary, indent=2) if as_json else stats.summary_text(summary))
+    typer.echo(json_text(summary) if as_json else stats.summary_text(summary))
 
 
 @data_app.command("split")
@@ -453,7 +474,7 @@ def _is_face_box_csv(path: Path) -> bool:
 
 def _evaluate_detection(data: Path, json_out: bool, out: Optional[Path]) -> None:
     """``facekit evaluate --data boxes.csv``: detection recall by face size, precision and false boxes."""
-    import json
+    from facekit.rows import json_text, write_text
 
     from facekit.data.table import DatasetError
     from facekit.evaluation.detection import read_boxes, evaluate_detection
@@ -466,10 +487,10 @@ def _evaluate_detection(data: Path, json_out: bool, out: Optional[Path]) -> None
     summary = report.to_dict()
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "detection.json").write_text(json.dumps(summary, indent=1) + "\n")
+        write_text(out / "detection.json", json_text(summary, indent=1) + "\n")
         typer.echo(f"wrote {out / 'detection.json'}", err=True)
     if json_out:
-        typer.echo(json.dumps(summary, indent=1))
+        typer.echo(json_text(summary, indent=1))
         return
     typer.echo(f"{report.photos} photos, {report.faces} faces, {report.detections} detections, "
                f"{report.false_boxes_per_photo:.2f} false boxes per photo, {report.seconds_per_photo * 1000:.0f} ms per photo")
@@ -491,6 +512,7 @@ def card(
 
     from facekit.evaluation.evaluate import load_summary
     from facekit.evaluation.report import committed_summaries, model_card
+    from facekit.rows import write_text
     from facekit.evaluation.summary import made_from
     from facekit.models.model import DEFAULT_MODEL, sidecar_path
 
@@ -513,7 +535,7 @@ def card(
         except (OSError, json.JSONDecodeError) as error:
             fail(f"cannot read the checkpoint sidecar {sidecar_path(weights)} ({error})")
     try:
-        out.write_text(model_card(summaries, metadata))
+        write_text(out, model_card(summaries, metadata))
     except OSError as error:
         fail(f"cannot write {out} ({error})")
     typer.echo(f"model card: {out}")
@@ -532,7 +554,7 @@ def bench(
                                                                          "(default: app.py in this folder)."),
 ) -> None:
     """Speed, memory and quality on this machine, with its load, beside a peer package; targets pass/miss."""
-    import json
+    from facekit.rows import json_text, write_text
 
     from facekit.tools.bench import report_text, run_bench
 
@@ -540,10 +562,10 @@ def bench(
         result = run_bench(images, peer=peer, app=app_script if app_start else None, log=lambda line: typer.echo(line, err=True))
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
         fail(str(error))
-    text = json.dumps(result.to_dict(), indent=1)
+    text = json_text(result.to_dict(), indent=1)
     if out:
         try:
-            out.write_text(text + "\n")
+            write_text(out, text + "\n")
         except OSError as error:
             fail(f"could not write {out}: {error}")
     typer.echo(text if as_json else report_text(result), nl=as_json)
@@ -592,7 +614,7 @@ def loadtest(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """POST one photo to /v1/predict many times at once: requests/s, latency p50/p95, failures, machine load."""
-    import json
+    from facekit.rows import json_text
 
     from facekit.vision.io import SAMPLE_PHOTO
     from facekit.serving.service import load_test
@@ -602,7 +624,7 @@ def loadtest(
         result = load_test(url, photo.read_bytes(), concurrency, requests, filename=photo.name)
     except (ValueError, OSError) as error:
         fail(str(error))
-    typer.echo(json.dumps(result.to_dict(), indent=1) if as_json else result.text())
+    typer.echo(json_text(result.to_dict(), indent=1) if as_json else result.text())
     if result.errors:
         fail(f"{result.requests - result.ok} of {result.requests} requests failed")
 

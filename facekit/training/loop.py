@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from facekit.files import atomic_write
 from facekit.models.model import FaceModel
 from facekit.training import checkpoint
 from facekit.training.recipe import TrainConfig
@@ -257,7 +258,7 @@ def fit(model: FaceModel, inputs, input_block: str, targets: Targets, train_rows
     out = Path(config.out).expanduser()
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        checkpoint.atomic_write(out / "config.json", lambda p: p.write_text(json.dumps(config.to_dict(), indent=2)))
+        atomic_write(out / "config.json", lambda p: p.write_text(json.dumps(config.to_dict(), indent=2)))
     seed_everything(config.seed + rank)
     if config.limit:
         train_rows = train_rows[: config.limit]
@@ -272,19 +273,9 @@ def fit(model: FaceModel, inputs, input_block: str, targets: Targets, train_rows
     class_weights = {"gender": balanced_weights(targets.gender[train_rows], 2)} if config.class_balanced else {}
     optimizer = make_optimizer(model, net, config)
     steps_per_epoch = len(loader)
-    warmup = int(config.warmup_epochs * steps_per_epoch)
-    # A last epoch cut short (stop_after_steps) also ends the cosine there, so its last steps anneal.
-    total = steps_per_epoch * (config.epochs - 1) + (config.stop_after_steps or steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total))
+    scheduler = _schedule(optimizer, config, steps_per_epoch)
     trained = nn.parallel.DistributedDataParallel(net) if world > 1 else net
-    state, rng = RunState(), None
-    saved = checkpoint.load_last(out, log) if resume else None
-    if saved is not None:
-        net.load_state_dict(saved["net"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state, rng = RunState(**saved["state"]), saved["rng"]
-        log(f"resumed from {out} at epoch {state.epoch + 1}, step {state.step}")
+    state, rng = _resume(out, net, optimizer, scheduler, log) if resume else (RunState(), None)
 
     def save() -> None:
         if rank == 0:
@@ -322,6 +313,28 @@ def fit(model: FaceModel, inputs, input_block: str, targets: Targets, train_rows
     return FitResult(state.best_epoch, state.best_scores, finished)
 
 
+def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """Linear warm-up, then cosine to the last step; a last epoch cut short (``stop_after_steps``) ends the
+    cosine there, so its last steps anneal."""
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    total = steps_per_epoch * (config.epochs - 1) + (config.stop_after_steps or steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total))
+
+
+def _resume(out: Path, net: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+            log: Callable[[str], None]) -> tuple[RunState, dict | None]:
+    """Load the run's last checkpoint into the net, optimizer and schedule; its state and saved random state."""
+    saved = checkpoint.load_last(out, log)
+    if saved is None:
+        return RunState(), None
+    net.load_state_dict(saved["net"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    state = RunState(**saved["state"])
+    log(f"resumed from {out} at epoch {state.epoch + 1}, step {state.step}")
+    return state, saved["rng"]
+
+
 def _end_epoch(net: TrainableNet, val_set: Dataset, names: list[str], state: RunState, steps: int, out: Path,
                rank: int, log: Callable[[str], None]) -> None:
     """Validate, log and record the epoch in the history; keep its weights as ``best.pt`` if it is the best."""
@@ -350,7 +363,7 @@ def append_history(out: Path, row: dict) -> None:
     path = out / "history.json"
     history = json.loads(path.read_text()) if path.exists() else []
     history = [h for h in history if h["epoch"] < row["epoch"]] + [row]
-    checkpoint.atomic_write(path, lambda p: p.write_text(json.dumps(history, indent=2)))
+    atomic_write(path, lambda p: p.write_text(json.dumps(history, indent=2)))
     columns = list(dict.fromkeys(k for h in history for k in h))
 
     def write_csv(target: Path) -> None:
@@ -359,4 +372,4 @@ def append_history(out: Path, row: dict) -> None:
             writer.writeheader()
             writer.writerows({k: h.get(k) for k in columns} for h in history)
 
-    checkpoint.atomic_write(out / "metrics.csv", write_csv)
+    atomic_write(out / "metrics.csv", write_csv)
