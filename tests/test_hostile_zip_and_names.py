@@ -3,13 +3,11 @@ name costs only its own row, never the batch."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import struct
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -443,7 +443,7 @@ def report_text(result: BenchResult) -> str:
     lines = [f"facekit bench {result.date}: {m.cpu_model}, {m.cores} cores, {m.ram_gb} GB RAM, "
              f"torch {m.torch} with {m.torch_threads} threads",
              f"load average (1/5/15 min) at start {m.load_start}, at end {m.load_end}",
-             f"photos: " + ", ".join(f"{n} {kind}" for kind, n in result.photos.items()),
+             "photos: " + ", ".join(f"{n} {kind}" for kind, n in result.photos.items()),
              f"model load {result.model_load_s:.2f} s; peak RSS {result.peak_rss_mb:.0f} MB",
              f"detection {_stats(result.detect_ms_per_image)} per image",
              f"model (flip-averaged) {_stats(result.model_ms_per_face_batch1)} per face at batch 1, "

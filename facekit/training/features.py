@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facekit.vision.align import CropSettings, crop_face, resize_chip
+from facekit.vision.align import crop_face, resize_chip
 from facekit.cache import cache_dir
 from facekit.models.backbones import load_backbone, weights_digest
 from facekit.vision.detect import DetectorSettings, FaceDetector, matching_face
@@ -107,6 +107,9 @@ def build_cache(
     folder = cache_dir() / "features" / cache_key(archive, config, detector_settings)
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "meta.json"
+    finished = _finished_cache(folder, files)
+    if finished is not None:
+        return finished
     model = FaceModel(config, backbone=load_backbone(config.backbone)).eval()
     with torch.inference_mode():
         probe = model.lower(torch.zeros(1, 3, config.crop.size, config.crop.size))
@@ -114,15 +117,6 @@ def build_cache(
     faces = len(files)
     meta = {"faces": faces, "activation_shape": activation_shape, "config": config.to_dict(),
             "detector": detector_settings.to_dict(), "archive": str(archive), "complete": False}
-    if meta_path.exists():
-        previous = json.loads(meta_path.read_text())
-        if previous.get("complete"):
-            cache = open_cache(folder)
-            missing = set(files) - set(cache.index["file"])
-            if missing:
-                raise RuntimeError(f"the feature cache {folder} was built for other faces ({len(missing)} of these are "
-                                   f"not in it, e.g. {sorted(missing)[0]}): delete the folder to rebuild it")
-            return cache
     meta_path.write_text(json.dumps(meta, indent=2))
     position = {name: i for i, name in enumerate(files)}
     mode = "r+" if (folder / "activations.f16").exists() else "w+"
@@ -136,29 +130,7 @@ def build_cache(
     pending = ((name, data) for name, data in images if name in position and not done[position[name]])
     with rows_path.open("a") as rows_file:
         for batch in _batches(pending, batch_size):
-            decoded = []
-            for name, data in batch:
-                try:
-                    decoded.append((name, load_image(data)))
-                except ImageError as error:
-                    log(f"skipping unreadable {name}: {error}")
-            detections = detector.detect([image for _, image in decoded])
-            crops, rows = [], []
-            for (name, image), found in zip(decoded, detections):
-                hint = hints.get(name)
-                pick = matching_face(found.boxes, hint)
-                if pick is not None:
-                    crops.append(crop_face(image, found.boxes[pick], found.landmarks[pick], config.crop))
-                    rows.append({"file": name, "detected": True, "det_score": float(found.scores[pick]),
-                                 "box": found.boxes[pick].round(1).tolist(),
-                                 "landmarks": found.landmarks[pick].round(1).tolist()})
-                elif hint is not None:
-                    crops.append(crop_face(image, hint, None, config.crop))
-                    rows.append({"file": name, "detected": False, "det_score": None, "box": hint.round(1).tolist(),
-                                 "landmarks": None})
-                else:
-                    crops.append(resize_chip(image, config.crop))
-                    rows.append({"file": name, "detected": False, "det_score": None, "box": None, "landmarks": None})
+            crops, rows = _crop_batch(batch, detector, hints, config, log)
             with torch.inference_mode():
                 for view in range(VIEWS):
                     lower = model.lower(to_batch(crops, flip=bool(view)))
@@ -179,13 +151,59 @@ def build_cache(
             log(f"{int(done.sum())}/{faces} faces, {rate:.1f} faces/s, ETA {(faces - done.sum()) / rate / 60:.1f} min")
     if not done.all():
         raise RuntimeError(f"{int((~done).sum())} faces were not found in the image stream")
-    table = pd.DataFrame([json.loads(line) for line in rows_path.read_text().splitlines()])
+    return _seal(folder, files, meta)
+
+
+def _seal(folder: Path, files: list[str], meta: dict) -> FeatureCache:
+    """Write the index of a cache whose every face is done, in ``files`` order, and mark it complete."""
+    rows = (folder / "rows.jsonl").read_text().splitlines()
+    table = pd.DataFrame([json.loads(line) for line in rows])
     table = table.drop_duplicates("file", keep="last").set_index("file").loc[files].reset_index()
     table.to_csv(folder / "index.csv", index=False)
-    meta["complete"] = True
-    meta["detected"] = int(table["detected"].sum())
-    meta_path.write_text(json.dumps(meta, indent=2))
+    meta.update(complete=True, detected=int(table["detected"].sum()))
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     return open_cache(folder)
+
+
+def _finished_cache(folder: Path, files: list[str]) -> FeatureCache | None:
+    """The complete cache in ``folder``, or None while it is absent or half built; an error if it holds other faces."""
+    meta_path = folder / "meta.json"
+    if not meta_path.exists() or not json.loads(meta_path.read_text()).get("complete"):
+        return None
+    cache = open_cache(folder)
+    missing = set(files) - set(cache.index["file"])
+    if missing:
+        raise RuntimeError(f"the feature cache {folder} was built for other faces ({len(missing)} of these are "
+                           f"not in it, e.g. {sorted(missing)[0]}): delete the folder to rebuild it")
+    return cache
+
+
+def _crop_batch(batch: list[tuple[str, bytes]], detector: FaceDetector, hints: dict[str, np.ndarray],
+                config: ModelConfig, log) -> tuple[list[np.ndarray], list[dict]]:
+    """Each readable image's face crop and its index row: the detected face matching the hint, else the
+    hinted box, else the whole image (an aligned chip)."""
+    decoded = []
+    for name, data in batch:
+        try:
+            decoded.append((name, load_image(data)))
+        except ImageError as error:
+            log(f"skipping unreadable {name}: {error}")
+    crops, rows = [], []
+    for (name, image), found in zip(decoded, detector.detect([image for _, image in decoded])):
+        hint = hints.get(name)
+        pick = matching_face(found.boxes, hint)
+        if pick is not None:
+            crops.append(crop_face(image, found.boxes[pick], found.landmarks[pick], config.crop))
+            rows.append({"file": name, "detected": True, "det_score": float(found.scores[pick]),
+                         "box": found.boxes[pick].round(1).tolist(), "landmarks": found.landmarks[pick].round(1).tolist()})
+        elif hint is not None:
+            crops.append(crop_face(image, hint, None, config.crop))
+            rows.append({"file": name, "detected": False, "det_score": None, "box": hint.round(1).tolist(),
+                         "landmarks": None})
+        else:
+            crops.append(resize_chip(image, config.crop))
+            rows.append({"file": name, "detected": False, "det_score": None, "box": None, "landmarks": None})
+    return crops, rows
 
 
 def table_images(frame: pd.DataFrame) -> Iterator[tuple[str, bytes]]:
