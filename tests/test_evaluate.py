@@ -194,7 +194,7 @@ def test_real_evaluation_has_every_key(real_run) -> None:
     assert {"groups", "calibration", "detector", "dataset", "model"} <= set(summary)
     assert summary["dataset"]["split"] == "test" and summary["dataset"]["images"] == 40
     assert 0.8 <= summary["detector"]["hit_rate"] <= 1.0
-    assert summary["model"]["path"] == "facekit/assets/model/facekit-utkface.safetensors"
+    assert summary["model"]["path"] == "facekit/assets/model/facekit-multi.safetensors"
     assert summary["engine"] == "int8"  # the shipped model carries its int8 calibration
     assert summary["gender"]["accuracy"] > 0.7  # a trained model, not chance
 

@@ -28,7 +28,7 @@ from facekit.models.backbones import MS_CELEB, load_backbone
 FEATURE_SIZE = 1792  # InceptionResnetV1's pooled features
 # Upper blocks of InceptionResnetV1 in forward order; fine-tuning starts at one of them.
 UPPER_BLOCKS = ("repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8")
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model" / "facekit-utkface.safetensors"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model" / "facekit-multi.safetensors"
 
 
 @dataclass(frozen=True)
