@@ -6,21 +6,28 @@ figures from ``facekit.viz``. Grad-CAM of a mistake is computed on request only.
 """
 from __future__ import annotations
 
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import streamlit as st
 
 from facekit import labels, viz
 from facekit.app import common
-from facekit.evaluation.evaluate import Evaluation, image_reference, load_evaluation
+from facekit.data.table import DatasetError
+from facekit.evaluation.evaluate import Evaluation, evaluation_zip, image_reference, load_evaluation
 from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, METRIC_NAMES, YEARS, by_group_table,
                                        committed_reports, datasets_table, evaluation_facts, fmt,
                                        gap_sentence, headline_table, key_gaps, metric_rows, mistakes, model_card,
                                        per_class_table, same_model_reports)
 from facekit.evaluation.summary import EvaluationSummary, made_from
+from facekit.evaluation.uploads import MAX_PHOTOS, evaluate_upload
 from facekit.models.model import DEFAULT_MODEL
 
 ON_DISK = "A report folder on disk"
+OWN = "Your own labelled photos"
+OWN_NAME = "your photos"
 NOTHING = "Nothing"
 GALLERY = 12
 HEADS = {"Gender": "gender", "Ethnicity": "race", "Ethnicity (7)": "race7", "Age": "age"}
@@ -55,9 +62,8 @@ def face_image(ref: str) -> bytes:
     return read_image_bytes(ref)
 
 
-def choose(label: str, options: list[str], key: str) -> tuple[Optional[str], Optional[Evaluation]]:
-    """A report picked in the sidebar: (name, evaluation), or (None, None)."""
-    choice = st.sidebar.selectbox(label, options, key=key)
+def choose(choice: str, key: str) -> tuple[Optional[str], Optional[Evaluation]]:
+    """The report picked in the sidebar: (name, evaluation), or (None, None)."""
     if choice == NOTHING:
         return None, None
     folder = REPORTS.get(choice) or common.sidebar_path(key, "Folder", "reports/my-model",
@@ -70,6 +76,62 @@ def choose(label: str, options: list[str], key: str) -> tuple[Optional[str], Opt
     except (FileNotFoundError, ValueError) as error:
         st.sidebar.error(str(error))
         return None, None
+
+
+@dataclass
+class OwnReport:
+    """The evaluation of an upload, kept for the browser session with the folder its photos were unpacked to."""
+
+    evaluation: Evaluation
+    skipped: list[tuple[str, str]]
+    folder: tempfile.TemporaryDirectory
+
+
+def take_upload() -> None:
+    photos, labels_csv = st.session_state.get("own_zip"), st.session_state.get("own_csv")
+    st.session_state["own_files"] = (photos.getvalue() if photos else None,
+                                     labels_csv.getvalue() if labels_csv else None)
+
+
+def evaluate_own(photos: bytes, labels_csv: Optional[bytes]) -> Optional[OwnReport]:
+    """Unpack and evaluate the upload with a progress bar; None (with the reason shown) when it cannot be."""
+    folder = tempfile.TemporaryDirectory(prefix="facekit-own-")
+    bar = st.progress(0.0, text="Reading the upload…")
+    try:
+        evaluation, unpacked = evaluate_upload(
+            photos, Path(folder.name), labels_csv,
+            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} photos"))
+    except (DatasetError, ValueError, FileNotFoundError) as error:
+        folder.cleanup()
+        st.error(f"The upload cannot be evaluated: {error}")
+        return None
+    finally:
+        bar.empty()
+    return OwnReport(evaluation, unpacked.skipped, folder)
+
+
+def own_photos() -> Optional[Evaluation]:
+    """The report of the visitor's own labelled photos, made once and kept for the session."""
+    st.subheader("Your own labelled photos")
+    st.markdown(f"Upload a ZIP of up to {MAX_PHOTOS:,} photos and a labels CSV (or put the CSV in the ZIP). The CSV "
+                "has a `path` column (the photo's name inside the ZIP) and any of `gender` (male, female), `race` "
+                "(UTKFace's 5 or FairFace's 7 classes), `age` (years) and `age_bin` (0-2, 3-9, …, 70+). Every "
+                "photo is evaluated with the default model; the photos stay on this server for your session only.")
+    left, right = st.columns(2)
+    left.file_uploader("Photos (ZIP)", type=["zip"], key="own_zip", on_change=take_upload)
+    right.file_uploader("Labels CSV (if the ZIP has none)", type=["csv"], key="own_csv", on_change=take_upload)
+    photos, labels_csv = st.session_state.get("own_files") or (None, None)
+    if photos and st.button("Evaluate these photos", key="own_evaluate", type="primary"):
+        st.session_state["own_report"] = evaluate_own(photos, labels_csv)
+    kept: Optional[OwnReport] = st.session_state.get("own_report")
+    if kept is None:
+        st.stop()
+    if kept.skipped:
+        with st.expander(f"{len(kept.skipped)} file(s) of the ZIP not used"):
+            st.dataframe([{"file": name, "reason": reason} for name, reason in kept.skipped], hide_index=True)
+    st.download_button("Download this report (ZIP: evaluation.json, predictions.csv)", evaluation_zip(kept.evaluation),
+                       file_name="facekit-report.zip", mime="application/zip")
+    return kept.evaluation
 
 
 def model_file_note(evaluation: Evaluation) -> None:
@@ -254,12 +316,14 @@ def mistakes_tab(name: str, evaluation: Evaluation) -> None:
 st.title("Model Evaluation")
 st.caption("How accurate the model is, for whom it is less accurate, how well its confidence can be trusted, and "
            "where it goes most wrong, from saved evaluations (`facekit evaluate --out DIR`).")
-first_name, first = choose("Report", [*REPORTS, ON_DISK], key="report")
+choice = st.sidebar.selectbox("Report", [*REPORTS, ON_DISK, OWN], key="report")
+first_name, first = (OWN_NAME, own_photos()) if choice == OWN else choose(choice, key="report")
 if first is None:
     st.info("No report to show: choose a report folder in the sidebar, or make one with "
             "`facekit evaluate --out DIR`.")
     st.stop()
-second_name, second = choose("Compare with", [NOTHING, *REPORTS, ON_DISK], key="compare")
+second_name, second = choose(st.sidebar.selectbox("Compare with", [NOTHING, *REPORTS, ON_DISK], key="compare"),
+                             key="compare")
 reports = {first_name: first}
 if second is not None and second_name != first_name:
     reports[second_name] = second

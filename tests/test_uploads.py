@@ -56,3 +56,32 @@ def test_an_uploaded_labelled_set_gives_the_same_report_as_any_dataset(tmp_path)
     assert status["faces/a.jpg"] == "ok" and status["faces/b.jpg"] == "ok"
     assert status["faces/broken.jpg"].startswith("unreadable")  # one bad photo; the others are kept
     assert result.summary.gender.accuracy == 1.0  # she is labelled female and read as female
+
+
+@pytest.mark.slow
+def test_the_evaluation_page_evaluates_an_upload_and_keeps_it(tmp_path):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    page = str(Path(__file__).parents[1] / "pages" / "4_Model_Evaluation.py")
+    at = AppTest.from_file(page, default_timeout=300)
+    at.run()
+    at.sidebar.selectbox(key="report").set_value("Your own labelled photos").run()
+    assert not at.exception, at.exception
+    assert not at.button  # nothing to evaluate before an upload
+    data = _zip({"faces/a.jpg": PHOTO, "faces/b.jpg": PHOTO, "faces/broken.jpg": b"not a jpeg", "notes.txt": b"hi"})
+    at.session_state["own_files"] = (data, LABELS.encode())
+    at.run()
+    at.button(key="own_evaluate").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    facts = " ".join(item.value for item in at.markdown)
+    assert "3 images" in facts or "3 photos" in facts, facts
+    assert [button.label for button in at.get("download_button")][0].startswith("Download this report")
+    assert any("notes.txt" in str(frame.value) for frame in at.dataframe)  # the unused member is named
+
+    at.session_state["own_files"] = (_zip({"a.jpg": PHOTO}), None)  # a new upload without labels
+    at.run()
+    at.button(key="own_evaluate").click().run()
+    assert "no labels" in at.error[0].value and not at.exception

@@ -143,8 +143,11 @@ def _probability_rows(probs: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_size: int = 32,
-                  log: Callable[[str], None] = lambda _: None) -> pd.DataFrame:
-    """One row per image of ``frame``: its ``status`` (ok, no face, unreadable), detector output and predictions."""
+                  log: Callable[[str], None] = lambda _: None,
+                  progress: Callable[[int, int], None] = lambda done, total: None) -> pd.DataFrame:
+    """One row per image of ``frame``: its ``status`` (ok, no face, unreadable), detector output and predictions.
+
+    ``progress(done, total)`` is called after each batch of images, for a progress bar."""
     from facekit.data.table import labelled_boxes
 
     if crop not in CROPS:
@@ -173,6 +176,7 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
         done = min(start + batch_size, len(frame))
         rate = done / max(time.time() - started, 1e-9)
         log(f"{done}/{len(frame)} images, {rate:.1f}/s")
+        progress(done, len(frame))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -363,8 +367,11 @@ def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.P
              split: str = "test", limit: Optional[int] = None, crop: str = "detect", batch_size: int = 32,
              engine: str = "auto",
              min_group: int = metrics.MIN_GROUP, n_boot: int = metrics.N_BOOT, seed: int = 0,
-             log: Callable[[str], None] = lambda _: None) -> Evaluation:
-    """Select the faces, predict them, summarize. Raises DatasetError / FileNotFoundError / ValueError."""
+             log: Callable[[str], None] = lambda _: None,
+             progress: Callable[[int, int], None] = lambda done, total: None) -> Evaluation:
+    """Select the faces, predict them, summarize. Raises DatasetError / FileNotFoundError / ValueError.
+
+    ``log`` gets a line per batch, ``progress(done, total)`` the images done so far."""
     from facekit.predict import Predictor
 
     if crop not in CROPS:
@@ -373,8 +380,13 @@ def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.P
     # Faces cut from crowds are matched to their labelled box among every face found; else the largest counts.
     predictor = Predictor(checkpoint, max_faces=MAX_FACES if {"x", "y", "w", "h"} <= set(frame) else 1, engine=engine)
     started = time.time()
-    predictions = predict_faces(frame, predictor, crop, batch_size, log)
+    predictions = predict_faces(frame, predictor, crop, batch_size, log, progress)
     seconds = time.time() - started
+    unreadable = predictions["status"].str.startswith("unreadable")
+    if len(predictions) and unreadable.all():
+        first = predictions.iloc[0]
+        raise ValueError(f"none of the {len(predictions):,} images could be read (e.g. {first['file']}: "
+                         f"{first['status']})")
     predictions["image"] = [_relative_image(ref, dataset.source) for ref in predictions["image"]]
     summary = summarize(predictions, model=model_info(checkpoint, predictor.metadata), dataset=dataset, crop=crop,
                         min_group=min_group, n_boot=n_boot, seed=seed)
@@ -392,6 +404,18 @@ def save_evaluation(evaluation: Evaluation, folder: os.PathLike | str) -> list[P
     write_text(summary_path, json_text(evaluation.summary.to_dict(), indent=1) + "\n")
     write_text(predictions_path, csv_text(evaluation.predictions))
     return [summary_path, predictions_path]
+
+
+def evaluation_zip(evaluation: Evaluation) -> bytes:
+    """The evaluation's two files (evaluation.json, predictions.csv) as one ZIP, for a download."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(SUMMARY_FILE, json_text(evaluation.summary.to_dict(), indent=1) + "\n")
+        archive.writestr(PREDICTIONS_FILE, csv_text(evaluation.predictions))
+    return buffer.getvalue()
 
 
 def load_summary(folder: os.PathLike | str) -> EvaluationSummary:

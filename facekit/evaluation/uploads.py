@@ -13,8 +13,10 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Callable, Optional
 
 from facekit.data.table import DatasetError
+from facekit.evaluation.evaluate import SPLIT_ALL, Evaluation, evaluate
 from facekit.vision.io import ImageError, collect_uploads
 
 MAX_PHOTOS = 2000  # photos one upload may hold: an evaluation on two cores stays within minutes
@@ -90,3 +92,13 @@ def unpack_labelled_zip(data: bytes, folder: Path, labels_csv: bytes | None = No
         (folder / target).parent.mkdir(parents=True, exist_ok=True)
         (folder / target).write_bytes(content)
     return UnpackedUpload(manifest, photos, skipped)
+
+
+def evaluate_upload(data: bytes, folder: Path, labels_csv: bytes | None = None, checkpoint: Optional[Path] = None,
+                    progress: Callable[[int, int], None] = lambda done, total: None
+                    ) -> tuple[Evaluation, UnpackedUpload]:
+    """Unpack a labelled upload into ``folder`` and evaluate every photo of it (no split: all are test photos).
+
+    The folder must outlive the evaluation for its worst-mistakes gallery to show the photos."""
+    unpacked = unpack_labelled_zip(data, folder, labels_csv)
+    return evaluate(checkpoint, unpacked.manifest, split=SPLIT_ALL, progress=progress), unpacked
