@@ -217,7 +217,8 @@ def explain(
         None, "--target", help="Class to explain (e.g. female, asian; for age: expected or an age bin such as 20-29). "
                                "Default: each face's predicted class, or its expected age."),
     method: str = typer.Option("gradcam", "--method", help="gradcam or gradcam++"),
-    out: Path = typer.Option(..., "--out", help="Overlay image to write (PNG or JPEG)."),
+    out: Path = typer.Option(..., "--out", help="Overlay image to write (PNG or JPEG), at most 2048 px on its "
+                                                "long side."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (.safetensors with its .json sidecar)."),
     max_faces: int = typer.Option(20, min=1, help="Explain at most this many faces, largest first."),
 ) -> None:
@@ -423,12 +424,13 @@ def evaluate(
                                                        "the checkpoint has its calibration), onnx or torch."),
 ) -> None:
     """Accuracy, age error, calibration and every metric by group (with CIs) of a model on a labelled dataset."""
-    import json
     import shlex
     import sys
     from dataclasses import replace
 
     from facekit.evaluation.evaluate import CROPS, evaluate as run_evaluation, save_evaluation
+    from facekit.files import staged_folder
+    from facekit.rows import json_text
     from facekit.vision.io import ImageError
     from facekit.evaluation.report import evaluation_facts, gap_sentence, headline_table, key_gaps, write_report
 
@@ -445,12 +447,13 @@ def evaluate(
     result = replace(result, summary=replace(result.summary, command=shlex.join(["facekit", *sys.argv[1:]])))
     if out:
         try:
-            written = save_evaluation(result, out) + write_report(result.summary, out)
+            with staged_folder(out) as staging:  # the whole report or, on any error, no new file at all
+                written = save_evaluation(result, staging) + write_report(result.summary, staging)
         except OSError as error:
             fail(f"cannot write the report to {out} ({error})")
-        typer.echo("wrote " + ", ".join(str(path) for path in written), err=True)
+        typer.echo("wrote " + ", ".join(str(out / path.name) for path in written), err=True)
     if json_out:
-        typer.echo(json.dumps(result.summary.to_dict(), indent=1))
+        typer.echo(json_text(result.summary.to_dict(), indent=1))
         return
     for fact in evaluation_facts(result.summary) + list(result.summary.notes):
         typer.echo(fact)
@@ -587,7 +590,7 @@ def serve(
     max_faces: int = typer.Option(20, "--max-faces", min=1, help="Most faces classified per photo, largest first; "
                                                                  "requests may ask for fewer."),
 ) -> None:
-    """The REST service: POST /v1/predict and /v1/explain, GET /v1/model and /healthz; OpenAPI docs at /docs."""
+    """The REST service: POST /v1/predict and /v1/explain, GET /v1/model and /healthz; the OpenAPI schema at /openapi.json."""
     from dataclasses import replace
 
     from facekit.vision.io import MB

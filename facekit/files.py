@@ -1,10 +1,12 @@
 """Writing outputs safely: whole files or nothing, and never over one of the inputs."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 
 def atomic_write(path: os.PathLike | str, write: Callable[[Path], None]) -> None:
@@ -20,6 +22,22 @@ def atomic_write(path: os.PathLike | str, write: Callable[[Path], None]) -> None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def staged_folder(folder: os.PathLike | str) -> Iterator[Path]:
+    """A temporary folder beside ``folder`` to write a set of files into; when the block ends without
+    an error each file is moved into ``folder``, otherwise none is and the temporary folder goes."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield staging
+        folder.mkdir(exist_ok=True)
+        for path in staging.iterdir():
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def output_clash(output: os.PathLike | str, inputs: Iterable[os.PathLike | str]) -> str | None:

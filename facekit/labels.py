@@ -86,6 +86,7 @@ FACE_SIZES: tuple[tuple[float, float, str], ...] = (
 # Faces shorter than this (pixels of the photo) are flagged ``low_resolution``: under it the attribute
 # heads are markedly less accurate (docs/evaluation.md has the accuracy by face height).
 MIN_ATTRIBUTE_FACE = 40
+MAX_AGE_YEARS = 130  # no one has lived longer: a larger age label (or infinity) is a data error
 AGE_MAX = 100  # the age head predicts years 0..AGE_MAX, the last class meaning "AGE_MAX or older"
 AGE_CLASSES = AGE_MAX + 1
 

@@ -85,8 +85,8 @@ def row_pixels(path: str, row: int) -> np.ndarray:
         raise ImageError(f"{path} has no data row {row}")
     try:
         values = np.array(column[row].split(), dtype=np.int64)
-    except ValueError:
-        raise ImageError(f"{path} row {row}: pixel values are not whole numbers") from None
+    except (ValueError, OverflowError):
+        raise ImageError(f"{path} row {row}: pixel values are not whole numbers in 0..255") from None
     if values.size != PIXELS or values.min() < 0 or values.max() > 255:
         raise ImageError(f"{path} row {row}: expected {PIXELS} values in 0..255, got {values.size}")
     return values.astype(np.uint8).reshape(SIDE, SIDE)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from facekit import labels
+from facekit.errors import UserError
 
 # Columns every reader gives, in this order; reader-specific ones (race7, age_group, split...) follow.
 COLUMNS: tuple[str, ...] = ("image", "file", "age", "age_bin", "gender", "race", "dataset")
@@ -27,7 +28,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset that cannot be read as asked; the message is one line a person can act on."""
 
 
@@ -129,10 +130,11 @@ def normalize_column(
 
 
 def parse_ages(values: pd.Series, column: str, path: Path) -> pd.Series:
-    """Ages in years as floats (empty = NaN); text or a negative number is a DatasetError naming its line."""
+    """Ages in years as floats (empty = NaN); text, a negative number, infinity or an age over
+    ``labels.MAX_AGE_YEARS`` is a DatasetError naming its line."""
     text = values.astype(str).str.strip()
     ages = pd.to_numeric(text.where(text != ""), errors="coerce")
-    bad = (ages.isna() & (text != "")) | (ages < 0)
+    bad = (ages.isna() & (text != "")) | (ages < 0) | (ages > labels.MAX_AGE_YEARS)
     if bad.any():
         line = int(bad.to_numpy().argmax())
         raise DatasetError(f"{path}: column '{column}', line {line + 2}: {text.iloc[line]!r} is not an age in years")

@@ -183,8 +183,9 @@ def evaluation_facts(summary: EvaluationSummary) -> list[str]:
         f"data: {dataset.name} `{Path(dataset.source).name}`, split `{dataset.split}`{limit}: {detector.images:,} images",
     ]
     if summary.crop == "detect":
+        hit_rate = "n/a" if detector.hit_rate is None else f"{detector.hit_rate:.1%}"
         facts.append(f"crop: re-detected by MTCNN, largest face; a face was found in {detector.faces_found:,} images "
-                     f"(hit rate {detector.hit_rate:.1%}); {detector.note}")
+                     f"(hit rate {hit_rate}); {detector.note}")
     else:
         facts.append("crop: the archive image itself resized to the model's input (no detection)")
     facts.append(f"faces evaluated: {detector.evaluated:,}")

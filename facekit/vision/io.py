@@ -16,6 +16,8 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facekit.errors import UserError
+
 MAX_FILE_BYTES = 50 * 1024 * 1024  # 50 MB as Streamlit counts it (MiB), the app's upload limit
 MB = 1024 * 1024  # messages count megabytes the way the uploader does
 MAX_PIXELS = 60_000_000  # e.g. 9000x6600; larger images are refused before decoding
@@ -28,7 +30,7 @@ SAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "assets" / "astronaut.jpg"
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """An input that is not a usable image; the message says why in plain words."""
 
 
