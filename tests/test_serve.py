@@ -99,17 +99,33 @@ def test_explain_returns_a_png_overlay_of_the_photo(client, query):
 
 def test_model_card_has_the_label_schema_and_metrics(client):
     card = client.get("/v1/model").json()
-    assert card["name"] == "facekit-utkface" and len(card["sha256"]) == 64
+    assert card["name"] == "facekit-multi" and len(card["sha256"]) == 64
     assert card["metadata"]["labels"]["gender"] == list(labels.GENDERS)
-    assert card["metadata"]["labels"]["race"] == list(labels.RACES)
-    assert 0.5 < card["metadata"]["metrics"]["validation"]["gender"]["accuracy"] <= 1
-    assert [e["report"] for e in card["evaluations"]][:1] == ["facekit-utkface"]  # the reports of these weights
-    headline = {row["metric"]: row for row in card["evaluations"][0]["headline"]}
+    assert card["metadata"]["labels"]["race"] == list(labels.RACE7)
+    validation = {part["dataset"]: part for part in card["metadata"]["metrics"]["validation"]}
+    assert set(validation) == {"utkface", "fairface", "wider-dev"}
+    assert all(0.5 < part["gender_accuracy"] <= 1 for part in validation.values())
+    evaluations = {e["report"]: e for e in card["evaluations"]}  # the committed reports of these weights
+    assert set(evaluations) == {"facekit-multi-utkface", "facekit-multi-fairface", "facekit-multi-wider-dev"}
+    utkface = evaluations["facekit-multi-utkface"]
+    headline = {row["metric"]: row for row in utkface["headline"]}
     gender = headline["gender.accuracy"]
     assert 0.5 < gender["value"] <= 1 and gender["ci_low"] <= gender["value"] <= gender["ci_high"]
-    assert headline["age.mae"]["n"] > 1000 and card["evaluations"][0]["gaps"]
+    assert headline["age.mae"]["n"] > 1000 and utkface["gaps"]
+    assert all("/" not in e["dataset"]["source"] for e in evaluations.values())  # no path of this server
     assert card["limits"]["max_upload_bytes"] == LIMITS.max_upload_bytes
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_no_docs_page_that_needs_a_cdn_but_the_schema_is_served(client):
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").json()["info"]["title"] == "facekit"
+
+
+def test_a_422_does_not_echo_the_upload(client):
+    response = client.post("/v1/predict", files={"file": ("", PHOTO, "image/jpeg")})
+    assert response.status_code in (400, 422), response.text
+    assert len(response.content) < 2000 and "JFIF" not in response.text
 
 
 def truncated_jpeg() -> bytes:
@@ -249,6 +265,11 @@ def test_load_test_against_facekit_serve(served):
     printed = CliRunner().invoke(cli, ["loadtest", served, "--requests", "4", "--concurrency", "2", "--json"])
     assert printed.exit_code == 0, printed.output
     assert '"ok": 4' in printed.output and '"p95_ms"' in printed.output
+
+
+def test_the_served_service_answers_only_its_own_host_names(served):
+    assert httpx.get(f"{served}/healthz", headers={"Host": "rebound.example"}, timeout=10).status_code == 400
+    assert httpx.get(f"{served}/healthz", headers={"Host": "localhost"}, timeout=10).status_code == 200
 
 
 def test_load_test_names_what_it_could_not_reach():

@@ -28,7 +28,9 @@ from facekit._extras import require
 require("serve")  # before the imports: a missing extra is one line, not a traceback
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from PIL import Image
 from pydantic import BaseModel
 from starlette.datastructures import Headers
@@ -157,7 +159,8 @@ def model_card_data(checkpoint: Optional[str | os.PathLike], metadata: dict) -> 
 
     info = model_info(checkpoint, metadata)
     evaluations = [{
-        "report": name, "dataset": asdict(summary.dataset), "crop": summary.crop, "detector": asdict(summary.detector),
+        "report": name, "dataset": {**asdict(summary.dataset), "source": os.path.basename(summary.dataset.source)},
+        "crop": summary.crop, "detector": asdict(summary.detector),
         "created": summary.created, "command": summary.command,
         "headline": [{k: g.to_dict()[k] for k in ("metric", "value", "ci_low", "ci_high", "n")}
                      for g in summary.groups if g.feature == "all"],
@@ -247,6 +250,13 @@ async def image_error(_: Request, error: ImageError) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=image_error_status(error))
 
 
+async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 without the ``input`` it would echo: that may be the whole uploaded file."""
+    problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                for e in error.errors()]
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
 router = APIRouter()
 
 
@@ -311,16 +321,23 @@ def healthz(service: Service = Depends(current)) -> dict:
 
 
 def create_app(checkpoint: Optional[str | os.PathLike] = None, limits: ServiceLimits = ServiceLimits(),
-               predictor: Optional[Predictor] = None) -> FastAPI:
-    """The service with its model loaded (now, not per request). ``predictor`` reuses one already loaded."""
-    app = FastAPI(title="facekit", version="1",
+               predictor: Optional[Predictor] = None, allowed_hosts: Optional[list[str]] = None) -> FastAPI:
+    """The service with its model loaded (now, not per request). ``predictor`` reuses one already loaded;
+    ``allowed_hosts`` (Host header values) refuses requests for any other name with 400, so a web page
+    cannot reach a service on localhost through a rebound DNS name.
+
+    No /docs page: Swagger UI loads from a CDN, which fails offline; the schema is at /openapi.json."""
+    app = FastAPI(title="facekit", version="1", docs_url=None, redoc_url=None,
                   description="Age, gender and ethnicity of every face in a photo, and Grad-CAM maps of what each "
                               "head looked at. Predictions are probabilities from a model that is wrong sometimes, "
                               "more often for some groups: do not use them to decide about individuals.",
                   form_limits={"max_files": 1, "max_fields": 8})
     app.add_middleware(BodyLimit, limit=limits.max_upload_bytes + BODY_OVERHEAD,
                        detail=f"upload is over the {limits.max_upload_bytes / MB:.0f} MB limit")
+    if allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_exception_handler(ImageError, image_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.state.service = Service.load(checkpoint, limits, predictor)
     app.include_router(router)
     return app
@@ -337,7 +354,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000, checkpoint: Optional[str | 
     import uvicorn
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // limits.workers))
-    uvicorn.run(create_app(checkpoint, limits), host=host, port=port, log_level=log_level)
+    app = create_app(checkpoint, limits, allowed_hosts=list(LOOPBACK) if host in LOOPBACK else None)
+    # Connections beyond those that may run or wait get 503 before their request is read, so slow
+    # clients cannot hold every connection; idle keep-alive connections close after a few seconds.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, limit_concurrency=limits.workers + limits.queue + 4,
+                timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+
+
+# Names of this machine: a service bound to one answers requests for these Host names only.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
