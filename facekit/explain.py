@@ -47,6 +47,8 @@ HEAD_TARGETS: dict[str, tuple[str, ...]] = {
     "age": (EXPECTED_AGE, *labels.AGE_BIN_LABELS),
 }
 METHODS = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
+# Longest side of a photo-sized heat map and overlay, in pixels: what a screen shows.
+OVERLAY_SIDE = 2048
 
 
 def check_target(head: str, target: str | None) -> None:
@@ -107,17 +109,21 @@ class Explanation:
     faces: tuple[FaceExplanation, ...]
     seconds: float  # wall time of the map computation, all faces
 
-    def photo_heat(self) -> tuple[np.ndarray, np.ndarray]:
+    def photo_heat(self, max_side: int | None = OVERLAY_SIDE) -> tuple[np.ndarray, np.ndarray]:
         """(heat, coverage): each face's map warped onto the photo, max over faces, both 0..1.
 
         ``coverage`` is 1 where some face's crop lies, so an overlay can leave the rest of
-        the photo untouched rather than paint it "cold".
+        the photo untouched rather than paint it "cold". Both are at most ``max_side`` pixels on
+        their long side (the photo scaled down, never up), so a 60-megapixel photo's overlay
+        costs what a screen shows, not what the camera took.
         """
         width, height = self.size
+        scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
         heat = np.zeros((height, width), np.float32)
         coverage = np.zeros((height, width), np.float32)
         for face in self.faces:
-            inverse = cv2.invertAffineTransform(face.matrix)
+            inverse = cv2.invertAffineTransform(face.matrix) * scale  # crop -> photo -> scaled photo
             side = face.cam.shape[0]
             corners = np.array([[0, 0, 1], [side, 0, 1], [0, side, 1], [side, side, 1]], np.float64) @ inverse.T
             x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)

@@ -264,11 +264,15 @@ def annotate_faces(image: Image.Image, faces: Sequence[FacePrediction], highligh
 
 
 def heat_overlay(image: Image.Image, heat: np.ndarray, coverage: np.ndarray, alpha: float = HEAT_ALPHA) -> Image.Image:
-    """The photo with a Grad-CAM heat map (0..1, photo-sized) blended in where ``coverage`` > 0.
+    """The photo with a Grad-CAM heat map (0..1) blended in where ``coverage`` > 0, at the heat map's size
+    (``Explanation.photo_heat`` gives it at most ``explain.OVERLAY_SIDE`` pixels long).
 
     Outside the explained crops the photo is left as it is: no heat there means "not
     looked at", not "cold".
     """
+    size = (heat.shape[1], heat.shape[0])
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     colors = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)[..., ::-1]
     weight = (alpha * np.clip(coverage, 0, 1))[..., None]
     pixels = np.asarray(image.convert("RGB"), np.float32)

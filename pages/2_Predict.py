@@ -28,6 +28,7 @@ from facekit.rows import csv_text, json_text, prediction_rows
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 HEADS = {"gender": "Gender", "race": "Ethnicity", "age": "Age"}
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+KEPT_OVERLAYS = 4  # Grad-CAM choices a browser session keeps; older ones are computed again if chosen
 TABLE_COLUMNS = {
     "face": st.column_config.NumberColumn("Face", help="The number on the photo"),
     "gender": st.column_config.TextColumn("Gender"),
@@ -121,11 +122,15 @@ def face_card(index: int, face: FacePrediction, image: Image.Image) -> None:
 
 
 def explanation_for(analysis: Analysis, head: str, target: str | None, method: str) -> tuple[Explanation, Image.Image]:
+    """The explanation and its overlay (display-sized), computed once per choice; the session keeps the
+    last KEPT_OVERLAYS choices only, so trying every head and target does not grow its memory."""
     key = (head, target, method)
     if key not in analysis.explanations:
         with st.spinner(f"Computing {METHOD_NAMES[method]}…"):
             explanation = common.explainer().explain(analysis.image, analysis.result.faces, head, target, method)
             overlay = viz.heat_overlay(analysis.image, *explanation.photo_heat())
+        while len(analysis.explanations) >= KEPT_OVERLAYS:
+            analysis.explanations.pop(next(iter(analysis.explanations)))
         analysis.explanations[key] = (explanation, overlay)
     return analysis.explanations[key]
 
@@ -139,11 +144,12 @@ def grad_cam(analysis: Analysis) -> Explanation:
     method = method_column.radio("Method", list(METHODS), format_func=METHOD_NAMES.get, horizontal=True,
                                  key="cam_method")
     explanation, overlay = explanation_for(analysis, head, target, method)
+    scale = overlay.width / analysis.image.width  # the overlay is display-sized
     st.image(overlay, caption=f"{METHOD_NAMES[method]} of the {HEADS[head].lower()} head, target: "
                               f"{target_name(target)}")
     columns = st.columns(min(len(explanation.faces), 5))
     for index, face in enumerate(explanation.faces):
-        x1, y1, x2, y2 = face.box
+        x1, y1, x2, y2 = (value * scale for value in face.box)
         pad = 0.25 * max(x2 - x1, y2 - y1)
         columns[index % len(columns)].image(overlay.crop((x1 - pad, y1 - pad, x2 + pad, y2 + pad)),
                                             caption=f"Face {index + 1}: {target_name(face.target)}")

@@ -66,6 +66,22 @@ def test_heat_is_on_the_face_for_every_head_and_method(explainer, astronaut, ast
     assert mass_inside(heat, ASTRONAUT_FACE) > 0.6  # the face is 5% of the photo
 
 
+def test_a_five_class_model_refuses_race7_maps_before_any_work(astronaut, astronaut_faces):
+    from facekit.models.model import load_checkpoint
+
+    five = load_checkpoint(DEFAULT_MODEL.with_name("facekit-utkface.safetensors")).model  # the UTKFace-only model
+    assert five.config.ethnicities == 5
+    with pytest.raises(ValueError, match="UTKFace's 5 classes"):
+        Explainer(five).explain(astronaut, astronaut_faces, "race7")
+
+
+def test_the_photo_heat_is_display_sized_and_still_on_the_face(explainer, astronaut, astronaut_faces):
+    heat, coverage = explainer.explain(astronaut, astronaut_faces, "gender").photo_heat(max_side=128)
+    assert heat.shape == coverage.shape == (128, 128)
+    quarter = tuple(value / 4 for value in ASTRONAUT_FACE)  # the 512 px photo at 128 px
+    assert mass_inside(heat, quarter) > 0.6
+
+
 def test_targets_explain_their_own_output(explainer, astronaut, astronaut_faces):
     face = astronaut_faces[0]
     female = explainer.explain(astronaut, astronaut_faces, "gender", "female").faces[0]
