@@ -17,7 +17,7 @@ from facekit.data import DatasetError, DatasetTable, load_shipped_index, read_da
 from facekit.data import stats
 from facekit.data.formats import SUPPORTED
 from facekit.data.table import CATEGORIES
-from facekit.vision.io import ImageError
+from facekit.vision.io import ImageError, thumbnail_jpeg
 
 SHIPPED = {"UTKFace (shipped labels)": "utkface", "FairFace (shipped labels)": "fairface"}
 ON_DISK = "A dataset on disk"
@@ -43,7 +43,7 @@ def on_disk(path: str, modified: float) -> DatasetTable:
 
 @st.cache_data(show_spinner=False, max_entries=2000)
 def thumbnail(ref: str) -> bytes:
-    return read_image_bytes(ref)
+    return thumbnail_jpeg(read_image_bytes(ref))
 
 
 def shown(value: object) -> str:

@@ -20,7 +20,7 @@ from PIL import Image
 from facekit import labels, viz
 from facekit.app import common
 from facekit.explain import EXPECTED_AGE, HEAD_TARGETS, METHODS, Explanation
-from facekit.vision.io import SAMPLE_PHOTO, ImageError, load_image
+from facekit.vision.io import SAMPLE_PHOTO, ImageError, displayable, load_image
 from facekit.labels import MIN_ATTRIBUTE_FACE
 from facekit.predict import FacePrediction, ImageResult
 from facekit.rows import csv_text, json_text, prediction_rows
@@ -213,7 +213,8 @@ result = analysis.result
 if not result.faces:
     st.warning(f"No face found in {name} ({result.reason}). Try a photo where faces are larger, sharper or "
                "turned more towards the camera.")
-    st.image(analysis.image, caption=name)
+    if displayable(analysis.image):
+        st.image(analysis.image, caption=name)
     st.stop()
 if result.skipped_faces:
     st.warning(f"{len(result.faces) + result.skipped_faces} faces found; showing the largest {len(result.faces)}.")

@@ -24,6 +24,7 @@ from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, METRIC_NAMES, 
 from facekit.evaluation.summary import EvaluationSummary, made_from
 from facekit.evaluation.uploads import MAX_PHOTOS, evaluate_upload
 from facekit.models.model import DEFAULT_MODEL
+from facekit.vision.io import thumbnail_jpeg
 
 ON_DISK = "A report folder on disk"
 OWN = "Your own labelled photos"
@@ -293,7 +294,8 @@ def mistakes_tab(name: str, evaluation: Evaluation) -> None:
     for _, row in wrong.head(GALLERY).iterrows():
         try:
             data = face_image(image_reference(row, evaluation.summary.dataset))
-        except (ValueError, OSError):
+            shown = thumbnail_jpeg(data)
+        except (ValueError, OSError):  # ImageError is a ValueError: a file that is not an image is not shown
             missing += 1
             continue
         if head == "age":
@@ -302,7 +304,7 @@ def mistakes_tab(name: str, evaluation: Evaluation) -> None:
             caption = (f"true {labels.display(row[f'{head}_true'])}, predicted {labels.display(row[f'{head}_pred'])} "
                        f"{row['confidence']:.0%}")
         overlay = grad_cam(evaluation, data, head) if show_cam else None
-        images.append(data if overlay is None else overlay)
+        images.append(shown if overlay is None else overlay)
         captions.append(caption)
     if missing:
         st.info(f"{missing} image(s) could not be read on this machine: the dataset ({evaluation.summary.dataset.source}) "

@@ -312,6 +312,34 @@ def test_predict_page_says_a_tiny_photo_is_too_small():
 
 @pytest.mark.slow
 @needs_model
+@pytest.mark.parametrize("size", [(60000, 1), (20000, 3), (1, 20000)])
+def test_predict_page_says_a_strip_holds_no_face_without_an_exception_box(size):
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (120, 100, 90)).save(buffer, format="PNG")
+    at = predict_page_with("strip.png", buffer.getvalue())
+    assert not at.error and "too narrow to hold a face" in at.warning[0].value
+
+
+@pytest.mark.slow
+def test_explorer_gallery_names_a_manifest_entry_that_is_not_an_image(tmp_path):
+    from facekit.vision.io import SAMPLE_PHOTO
+
+    (tmp_path / "good.jpg").write_bytes(SAMPLE_PHOTO.read_bytes())
+    (tmp_path / "notes.jpg").write_text("not an image at all")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,gender,age\ngood.jpg,female,40\nnotes.jpg,male,30\n")
+    at = AppTest.from_file(str(REPO / "pages" / "1_Dataset_Explorer.py"), default_timeout=180)
+    at.run()
+    at.sidebar.selectbox(key="dataset").set_value("A dataset on disk").run()
+    at.sidebar.text_input(key="dataset_path").input(str(manifest)).run()
+    at.toggle(key="show_faces").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any("notes.jpg" in warning.value for warning in at.warning)
+    assert len(at.image) == 1  # the good face is still shown
+
+
+@pytest.mark.slow
+@needs_model
 def test_batch_page_keeps_the_good_photos_and_lists_each_bad_file(astronaut, mixed_folder):
     files = [(path.name, path.read_bytes()) for path in sorted(mixed_folder.iterdir())]
     at = AppTest.from_file(str(REPO / "pages" / "3_Batch_Analytics.py"), default_timeout=300)

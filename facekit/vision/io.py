@@ -138,6 +138,23 @@ class _pixel_limit:
         Image.MAX_IMAGE_PIXELS = self.previous
 
 
+def thumbnail_jpeg(source: ImageSource, side: int = 256) -> bytes:
+    """A JPEG at most ``side`` pixels on its long side: what a gallery shows, decoded and checked here
+    so a file that is not an image is an ``ImageError``, not a failure inside the page."""
+    image = load_image(source)
+    image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def displayable(image: Image.Image, width: int = 1200) -> bool:
+    """Whether ``image`` keeps at least a pixel on both sides when shown ``width`` pixels wide, or as tall:
+    a 60000x1 strip does not, and an image widget refuses it."""
+    w, h = image.size
+    return min(w, h) * min(1.0, width / max(w, h)) >= 1
+
+
 def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
