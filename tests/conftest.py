@@ -3,6 +3,7 @@ each loaded once per test session."""
 from __future__ import annotations
 
 import os
+import tempfile
 import socket
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 # The tests read the datasets beside the repository unless FACEKIT_DATA says otherwise; set
 # before facekit is imported, so subprocesses (the CLI, the app) inherit it too.
 os.environ.setdefault("FACEKIT_DATA", str(REPO.parent / "shared" / "data"))
+# The pages open typed paths only under the app's roots; the tests' own files live in the temporary folder.
+os.environ.setdefault("FACEKIT_APP_ROOTS", tempfile.gettempdir())
 
 from facekit.data.paths import locate_utkface  # noqa: E402
 from facekit.models.model import DEFAULT_MODEL  # noqa: E402

@@ -72,3 +72,21 @@ def test_home_page_lists_the_explorer() -> None:
     at.run()
     assert not at.exception, at.exception
     assert any("Dataset Explorer" in block.value for block in at.markdown)
+
+
+def test_a_path_outside_the_apps_roots_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from facekit.app.common import app_roots, outside_roots
+
+    inside = tmp_path / "data"
+    inside.mkdir()
+    (tmp_path / "escape").symlink_to("/etc")
+    roots = [inside.resolve()]
+    assert outside_roots(inside / "UTKFace", roots) is None
+    assert "FACEKIT_APP_ROOTS" in outside_roots(Path("/etc/passwd"), roots)
+    assert outside_roots(inside / ".." / "escape" / "passwd", roots) is not None  # .. and links resolved first
+    monkeypatch.setenv("FACEKIT_APP_ROOTS", str(inside))
+    assert inside.resolve() in app_roots()
+    at = explorer()
+    at.sidebar.selectbox(key="dataset").set_value("A dataset on disk").run()
+    at.sidebar.text_input(key="dataset_path").input("/").run()
+    assert not at.exception and "outside the folders this app may open" in at.sidebar.error[0].value

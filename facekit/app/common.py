@@ -3,6 +3,9 @@ stop a page when something it needs cannot be had.
 
 Every page imports this module first, so the app's defaults are set in one place: the datasets
 folder is ../shared/data from where the app was started unless FACEKIT_DATA names another.
+A path typed into a page must lie under one of the app's roots (``app_roots``): the datasets
+folder, the package's shipped files, and the folders listed in FACEKIT_APP_ROOTS by whoever
+starts the app, so a visitor cannot browse the server's file system.
 """
 from __future__ import annotations
 
@@ -98,10 +101,33 @@ def unlike_training(model: Optional[str | Path] = None) -> Optional[str]:
     return _unlike_training(str(path), modified(path), modified(REPORTS))
 
 
+def app_roots() -> list[Path]:
+    """The folders a page may open paths under: FACEKIT_DATA, the package's own files, and each folder
+    of FACEKIT_APP_ROOTS (separated by the system's path separator)."""
+    named = [os.environ.get("FACEKIT_DATA", ""), *os.environ.get("FACEKIT_APP_ROOTS", "").split(os.pathsep)]
+    return [Path(os.path.realpath(Path(root).expanduser())) for root in named if root.strip()] + \
+        [Path(__file__).resolve().parents[1]]
+
+
+def outside_roots(path: Path, roots: list[Path]) -> Optional[str]:
+    """Why ``path`` may not be opened (it resolves outside every root), or None."""
+    target = os.path.realpath(path)
+    if any(os.path.commonpath([str(root), target]) == str(root) for root in roots):
+        return None
+    return (f"{path} is outside the folders this app may open ({', '.join(str(r) for r in roots)}); whoever starts "
+            "the app can add one with FACEKIT_APP_ROOTS=/that/folder.")
+
+
 def sidebar_path(key: str, label: str, placeholder: str, help: str, prompt: str) -> Optional[Path]:
-    """A path typed in the sidebar, or None (with ``prompt`` shown) while the box is empty."""
+    """A path typed in the sidebar, or None (with ``prompt`` shown) while the box is empty or when the path
+    lies outside the app's roots (with the reason shown)."""
     typed = st.sidebar.text_input(label, key=f"{key}_path", placeholder=placeholder, help=help)
     if not typed.strip():
         st.sidebar.info(prompt)
         return None
-    return Path(typed.strip()).expanduser()
+    path = Path(typed.strip()).expanduser()
+    refused = outside_roots(path, app_roots())
+    if refused:
+        st.sidebar.error(refused)
+        return None
+    return path
