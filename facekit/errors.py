@@ -13,6 +13,13 @@ def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def first_line(error: BaseException) -> str:
+    """A library exception's message cut to its first line (tarfile and pandas errors run over several),
+    or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0].rstrip(":") if text else type(error).__name__
+
+
 class UserError(ValueError):
     """An error caused by an input, with a message a person can act on: always one bounded line."""
 

@@ -18,8 +18,9 @@ from PIL import Image
 
 from facekit.data.kaggle import row_png
 from facekit.cache import cache_dir
-from facekit.data.table import one_line
-from facekit.data.utkface import MEMBER_SEP, is_archive
+from facekit.errors import first_line
+from facekit.data.table import DatasetError
+from facekit.data.utkface import MEMBER_SEP, is_archive, safe_members
 from facekit.vision.io import ImageError, load_image
 
 
@@ -39,13 +40,17 @@ def extracted_archive(archive: os.PathLike | str) -> Path:
     partial = Path(tempfile.mkdtemp(prefix=f".{stem}-partial-", dir=target.parent))
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(partial, filter="data")
+            for member in safe_members(tar, archive, []):  # each one bounded; unsafe ones left out
+                tar.extract(member, partial, filter="data")
         partial.rename(target)  # atomic: a reader never sees a half-unpacked folder
+    except DatasetError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ImageError(str(error)) from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         shutil.rmtree(partial, ignore_errors=True)
         if target.is_dir():  # another process finished first
             return target
-        raise ImageError(f"cannot unpack {archive} ({one_line(error)})") from None
+        raise ImageError(f"cannot unpack {archive} ({first_line(error)})") from None
     return target
 
 

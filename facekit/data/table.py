@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from facekit import labels
-from facekit.errors import UserError
+from facekit.errors import UserError, first_line
 
 # Columns every reader gives, in this order; reader-specific ones (race7, age_group, split...) follow.
 COLUMNS: tuple[str, ...] = ("image", "file", "age", "age_bin", "gender", "race", "dataset")
@@ -87,12 +87,6 @@ def make_table(frame: pd.DataFrame, dataset: str, source: object, anomalies: Ite
     return DatasetTable(frame[order], dataset, str(source), list(anomalies))
 
 
-def one_line(error: BaseException) -> str:
-    """An exception's message cut to its first line: tarfile and pandas errors can run over several."""
-    text = str(error).strip()
-    return text.splitlines()[0].rstrip(":") if text else type(error).__name__
-
-
 def read_csv(path: Path, nrows: Optional[int] = None) -> pd.DataFrame:
     """A CSV as text columns with lower-case names; anything unreadable is a one-line DatasetError."""
     try:
@@ -102,7 +96,7 @@ def read_csv(path: Path, nrows: Optional[int] = None) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DatasetError(f"{path}: empty file, no CSV header") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
-        raise DatasetError(f"{path}: not a readable CSV ({one_line(error)})") from None
+        raise DatasetError(f"{path}: not a readable CSV ({first_line(error)})") from None
     frame.columns = [str(column).strip().lower() for column in frame.columns]
     return frame
 

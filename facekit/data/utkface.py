@@ -17,7 +17,8 @@ from typing import Iterable, Iterator, Optional
 import pandas as pd
 
 from facekit import labels
-from facekit.data.table import Anomaly, DatasetError, DatasetTable, make_table, one_line
+from facekit.data.table import Anomaly, DatasetError, DatasetTable, make_table
+from facekit.errors import first_line
 from facekit.vision.io import is_image_name
 
 DATASET = "utkface"
@@ -26,6 +27,41 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 MEMBER_SEP = "::"  # an image inside a container: "/abs/UTKFace.tar.gz::UTKFace/1_0_0_x.jpg.chip.jpg"
 _NAME = re.compile(r"^(?P<age>\d{1,3})_(?P<gender>[01])_(?:(?P<race>[0-4])_)?(?P<stamp>\d{8,})(?P<rest>.*)$")
 _ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
+# Bounds on a face archive, checked from each member's header before its data is read: a face
+# chip is kilobytes, the whole of UTKFace well under a gigabyte.
+MAX_TAR_MEMBER_BYTES = 50 * 1024 * 1024
+MAX_TAR_TOTAL_BYTES = 4 * 1024 ** 3
+MAX_TAR_MEMBERS = 500_000
+
+
+def member_problem(member: tarfile.TarInfo) -> Optional[str]:
+    """Why a file member of a face archive is skipped (unsafe path, too large), or None to keep it."""
+    parts = Path(member.name).parts
+    if member.name.startswith(("/", "\\")) or ".." in parts:
+        return "a path outside the archive: skipped"
+    if member.size > MAX_TAR_MEMBER_BYTES:
+        return f"{member.size / 2**20:.0f} MB, over the {MAX_TAR_MEMBER_BYTES // 2**20} MB a face image may be: skipped"
+    return None
+
+
+def safe_members(tar: tarfile.TarFile, path: Path, anomalies: list[Anomaly]) -> Iterator[tarfile.TarInfo]:
+    """The archive's file members that may be read, in order; each skipped one an anomaly. DatasetError
+    past MAX_TAR_MEMBERS members or MAX_TAR_TOTAL_BYTES of data, before reading any more of it."""
+    total = count = 0
+    for member in tar:
+        count += 1
+        if count > MAX_TAR_MEMBERS:
+            raise DatasetError(f"{path}: more than {MAX_TAR_MEMBERS:,} members; not a face archive")
+        if not member.isfile():
+            continue
+        problem = member_problem(member)
+        if problem:
+            anomalies.append(Anomaly(member.name, problem))
+            continue
+        total += member.size
+        if total > MAX_TAR_TOTAL_BYTES:
+            raise DatasetError(f"{path}: unpacks to more than {MAX_TAR_TOTAL_BYTES // 2**30} GB; not a face archive")
+        yield member
 
 
 @dataclass(frozen=True)
@@ -100,12 +136,15 @@ def read_utkface(path: os.PathLike | str) -> DatasetTable:
     if not path.is_file():
         raise DatasetError(f"no such file or folder: {path}")
     container = os.path.abspath(path)
+    skipped: list[Anomaly] = []
     try:
         with tarfile.open(path) as tar:
-            members = [member.name for member in tar if member.isfile()]
+            members = [member.name for member in safe_members(tar, path, skipped)]
     except _ARCHIVE_ERRORS as error:
-        raise DatasetError(f"{path}: not a readable tar archive ({one_line(error)})") from None
-    return table_from_names(((Path(m).name, f"{container}{MEMBER_SEP}{m}") for m in members), path)
+        raise DatasetError(f"{path}: not a readable tar archive ({first_line(error)})") from None
+    table = table_from_names(((Path(m).name, f"{container}{MEMBER_SEP}{m}") for m in members), path)
+    table.anomalies[:0] = skipped
+    return table
 
 
 def iter_utkface_images(path: os.PathLike | str) -> Iterator[tuple[str, bytes]]:
@@ -130,9 +169,9 @@ def iter_utkface_images(path: os.PathLike | str) -> Iterator[tuple[str, bytes]]:
         return
     try:
         with tarfile.open(path, mode="r|*") as tar:
-            for member in tar:
+            for member in safe_members(tar, path, []):
                 name = Path(member.name).name
-                if member.isfile() and keep(name):
+                if keep(name):
                     yield name, tar.extractfile(member).read()  # type: ignore[union-attr]
     except _ARCHIVE_ERRORS as error:
-        raise DatasetError(f"{path}: not a readable tar archive ({one_line(error)})") from None
+        raise DatasetError(f"{path}: not a readable tar archive ({first_line(error)})") from None
