@@ -77,25 +77,27 @@ def crop_face(
     not alias (a 2000 px face in a phone photo would otherwise come out grainy).
     """
     matrix = crop_matrix(np.asarray(box), landmarks, settings)
-    pixels = np.asarray(image.convert("RGB"))
+    # Only the region the crop reads from (plus the interpolation's margin) is converted to an array,
+    # so a face of a 60-megapixel photo costs its own pixels, not a copy of the whole photo.
+    inverse = cv2.invertAffineTransform(matrix)
+    side = settings.size
+    source = np.array([[0, 0, 1], [side, 0, 1], [0, side, 1], [side, side, 1]], np.float64) @ inverse.T
+    x0, y0 = np.maximum(np.floor(source.min(0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(source.max(0)).astype(int) + 2, image.size)
+    if x1 > x0 and y1 > y0:
+        pixels = np.asarray(image.crop((int(x0), int(y0), int(x1), int(y1))).convert("RGB"))
+        shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], dtype=np.float64)
+        matrix = (np.vstack([matrix, [0, 0, 1]]) @ shift)[:2]
+    else:  # the crop lies wholly outside the photo: the edge pixels repeat
+        pixels = np.asarray(image.convert("RGB"))
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if scale < 0.5:
-        # Cut the region the crop reads from, shrink it to ~2x the crop's resolution, then warp.
-        inverse = cv2.invertAffineTransform(matrix)
-        corners = np.array([[0, 0, 1], [settings.size, 0, 1], [0, settings.size, 1], [settings.size, settings.size, 1]])
-        source = corners @ inverse.T
-        x0, y0 = np.floor(source.min(0)).astype(int) - 2
-        x1, y1 = np.ceil(source.max(0)).astype(int) + 2
-        x0, y0 = max(x0, 0), max(y0, 0)
-        x1, y1 = min(x1, pixels.shape[1]), min(y1, pixels.shape[0])
-        if x1 > x0 and y1 > y0:
-            shrink = 2.0 * scale
-            region = pixels[y0:y1, x0:x1]
-            new_size = (max(1, round((x1 - x0) * shrink)), max(1, round((y1 - y0) * shrink)))
-            pixels = cv2.resize(region, new_size, interpolation=cv2.INTER_AREA)
-            shift = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], dtype=np.float64)
-            unshrink = np.diag([1 / shrink, 1 / shrink, 1.0])
-            matrix = (np.vstack([matrix, [0, 0, 1]]) @ shift @ unshrink)[:2]
+        # Shrink the region to ~2x the crop's resolution with an area filter, then warp.
+        shrink = 2.0 * scale
+        new_size = (max(1, round(pixels.shape[1] * shrink)), max(1, round(pixels.shape[0] * shrink)))
+        pixels = cv2.resize(pixels, new_size, interpolation=cv2.INTER_AREA)
+        unshrink = np.diag([1 / shrink, 1 / shrink, 1.0])
+        matrix = (np.vstack([matrix, [0, 0, 1]]) @ unshrink)[:2]
     crop = cv2.warpAffine(
         pixels, matrix, (settings.size, settings.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
