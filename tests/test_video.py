@@ -183,6 +183,19 @@ def test_cli_predict_clip_gives_track_rows_and_frames_json(clip, tmp_path):
 
 
 @pytest.mark.slow
+def test_cli_annotated_video_never_overwrites_its_input_and_is_written_whole(clip, tmp_path):
+    video = tmp_path / "v.mp4"
+    video.write_bytes(clip.read_bytes())
+    refused = CliRunner().invoke(app, ["predict", str(video), "--annotated", str(video)])
+    assert refused.exit_code == 1 and "is one of the inputs" in refused.stderr
+    assert video.read_bytes() == clip.read_bytes()
+    out = tmp_path / "boxed.mp4"
+    done = CliRunner().invoke(app, ["predict", str(video), "--annotated", str(out)])
+    assert done.exit_code == 0, done.output
+    assert out.stat().st_size > 1000 and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.slow
 def test_cli_rejects_a_broken_video_with_a_message(clip, tmp_path):
     bad = tmp_path / "cut.mp4"
     bad.write_bytes(clip.read_bytes()[:5000])
