@@ -16,7 +16,8 @@ import streamlit as st
 from facekit import labels, viz
 from facekit.app import common
 from facekit.data.table import DatasetError
-from facekit.evaluation.evaluate import Evaluation, evaluation_zip, image_reference, load_evaluation
+from facekit.evaluation.evaluate import (SPLIT_ALL, Evaluation, evaluate, evaluation_zip, image_reference,
+                                        load_evaluation)
 from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, METRIC_NAMES, YEARS, by_group_table,
                                        committed_reports, datasets_table, evaluation_facts, fmt,
                                        gap_sentence, headline_table, key_gaps, metric_rows, mistakes, model_card,
@@ -85,7 +86,7 @@ class OwnReport:
 
     evaluation: Evaluation
     skipped: list[tuple[str, str]]
-    folder: tempfile.TemporaryDirectory
+    folder: Optional[tempfile.TemporaryDirectory]  # None for a dataset already on this server
 
 
 def take_upload() -> None:
@@ -111,19 +112,45 @@ def evaluate_own(photos: bytes, labels_csv: Optional[bytes]) -> Optional[OwnRepo
     return OwnReport(evaluation, unpacked.skipped, folder)
 
 
+def evaluate_on_server(path: Path) -> Optional[OwnReport]:
+    """Evaluate a labelled dataset already on this server (any reader's layout), a seeded sample of at most
+    MAX_PHOTOS of it, with a progress bar; None (with the reason shown) when it cannot be."""
+    bar = st.progress(0.0, text=f"Reading {path.name}…")
+    try:
+        evaluation = evaluate(data=path, split=SPLIT_ALL, limit=MAX_PHOTOS,
+                              progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} photos"))
+    except (DatasetError, ValueError, FileNotFoundError) as error:
+        st.error(f"{path} cannot be evaluated: {error}")
+        return None
+    finally:
+        bar.empty()
+    return OwnReport(evaluation, [], None)
+
+
 def own_photos() -> Optional[Evaluation]:
     """The report of the visitor's own labelled photos, made once and kept for the session."""
     st.subheader("Your own labelled photos")
-    st.markdown(f"Upload a ZIP of up to {MAX_PHOTOS:,} photos and a labels CSV (or put the CSV in the ZIP). The CSV "
-                "has a `path` column (the photo's name inside the ZIP) and any of `gender` (male, female), `race` "
-                "(UTKFace's 5 or FairFace's 7 classes), `age` (years) and `age_bin` (0-2, 3-9, …, 70+). Every "
-                "photo is evaluated with the default model; the photos stay on this server for your session only.")
-    left, right = st.columns(2)
-    left.file_uploader("Photos (ZIP)", type=["zip"], key="own_zip", on_change=take_upload)
-    right.file_uploader("Labels CSV (if the ZIP has none)", type=["csv"], key="own_csv", on_change=take_upload)
-    photos, labels_csv = st.session_state.get("own_files") or (None, None)
-    if photos and st.button("Evaluate these photos", key="own_evaluate", type="primary"):
-        st.session_state["own_report"] = evaluate_own(photos, labels_csv)
+    source = st.radio("From", ["An upload", "A dataset on this server"], horizontal=True, key="own_source")
+    if source == "An upload":
+        st.markdown(f"Upload a ZIP of up to {MAX_PHOTOS:,} photos and a labels CSV (or put the CSV in the ZIP). The "
+                    "CSV has a `path` column (the photo's name inside the ZIP) and any of `gender` (male, female), "
+                    "`race` (UTKFace's 5 or FairFace's 7 classes), `age` (years) and `age_bin` (0-2, 3-9, …, 70+). "
+                    "Every photo is evaluated with the default model; the photos stay on this server for your "
+                    "session only.")
+        left, right = st.columns(2)
+        left.file_uploader("Photos (ZIP)", type=["zip"], key="own_zip", on_change=take_upload)
+        right.file_uploader("Labels CSV (if the ZIP has none)", type=["csv"], key="own_csv", on_change=take_upload)
+        photos, labels_csv = st.session_state.get("own_files") or (None, None)
+        if photos and st.button("Evaluate these photos", key="own_evaluate", type="primary"):
+            st.session_state["own_report"] = evaluate_own(photos, labels_csv)
+    else:
+        st.markdown(f"Any labelled dataset the readers know (a manifest CSV beside its photos, a UTKFace folder, "
+                    f"FairFace's CSV, Kaggle's `age_gender.csv`, …), every split of it, at most a seeded sample of "
+                    f"{MAX_PHOTOS:,} photos.")
+        path = common.sidebar_path("own", "Dataset", "/data/my-photos/labels.csv", "A labelled dataset on this server.",
+                                   "Enter the path of a labelled dataset in the sidebar.")
+        if path is not None and st.button(f"Evaluate {path.name}", key="own_evaluate_path", type="primary"):
+            st.session_state["own_report"] = evaluate_on_server(path)
     kept: Optional[OwnReport] = st.session_state.get("own_report")
     if kept is None:
         st.stop()

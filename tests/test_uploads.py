@@ -85,3 +85,24 @@ def test_the_evaluation_page_evaluates_an_upload_and_keeps_it(tmp_path):
     at.run()
     at.button(key="own_evaluate").click().run()
     assert "no labels" in at.error[0].value and not at.exception
+
+
+@pytest.mark.slow
+def test_the_evaluation_page_evaluates_a_labelled_dataset_on_the_server(tmp_path):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "faces" / "a.jpg").write_bytes(PHOTO)
+    (tmp_path / "labels.csv").write_text("path,gender,age\nfaces/a.jpg,female,40\n")
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "pages" / "4_Model_Evaluation.py"), default_timeout=300)
+    at.run()
+    at.sidebar.selectbox(key="report").set_value("Your own labelled photos").run()
+    at.radio(key="own_source").set_value("A dataset on this server").run()
+    at.sidebar.text_input(key="own_path").input(str(tmp_path / "labels.csv")).run()
+    at.button(key="own_evaluate_path").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("1 images" in item.value or "1 image" in item.value for item in at.markdown)
+    at.sidebar.text_input(key="own_path").input("/etc/passwd").run()
+    assert "outside the folders this app may open" in at.sidebar.error[0].value
