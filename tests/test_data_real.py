@@ -72,3 +72,15 @@ def test_streaming_the_archive_yields_every_face_once(utkface) -> None:
     names = [name for name, _ in iter_utkface_images(ARCHIVE)]
     assert len(names) == len(set(names)) == 23_707
     assert set(names) == set(utkface.frame["file"])
+
+
+@pytest.mark.skipif(not (DATA / "wider-dev" / "faces.csv").is_file(), reason="no wider-dev in the shared data folder")
+def test_wider_dev_reads_with_the_documented_counts() -> None:
+    from facekit.data.wider import read_wider_photos
+
+    faces = read_dataset(DATA / "wider-dev" / "faces.csv").frame
+    assert len(faces) == 10_673
+    assert faces["split"].value_counts().to_dict() == {"val": 5_454, "train": 5_219}
+    assert int((faces["face_px"] >= 40).sum()) == 5_959  # face heights of hundreds of pixels are sizes, not ages
+    boxes = read_wider_photos(DATA / "wider-dev" / "photos.csv")
+    assert boxes["photo"].nunique() == 100 and len(boxes) == 757

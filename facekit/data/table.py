@@ -123,16 +123,22 @@ def normalize_column(
     return values.map(mapping)
 
 
-def parse_ages(values: pd.Series, column: str, path: Path) -> pd.Series:
-    """Ages in years as floats (empty = NaN); text, a negative number, infinity or an age over
-    ``labels.MAX_AGE_YEARS`` is a DatasetError naming its line."""
+def parse_numbers(values: pd.Series, column: str, path: Path, what: str, maximum: float = np.inf) -> pd.Series:
+    """Non-negative finite numbers up to ``maximum`` as floats (empty = NaN); any other cell is a DatasetError
+    naming its line and saying it is not ``what``."""
     text = values.astype(str).str.strip()
-    ages = pd.to_numeric(text.where(text != ""), errors="coerce")
-    bad = (ages.isna() & (text != "")) | (ages < 0) | (ages > labels.MAX_AGE_YEARS)
+    numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+    bad = (numbers.isna() & (text != "")) | (numbers < 0) | (numbers > maximum) | np.isinf(numbers)
     if bad.any():
         line = int(bad.to_numpy().argmax())
-        raise DatasetError(f"{path}: column '{column}', line {line + 2}: {text.iloc[line]!r} is not an age in years")
-    return ages.astype(float)
+        raise DatasetError(f"{path}: column '{column}', line {line + 2}: {text.iloc[line]!r} is not {what}")
+    return numbers.astype(float)
+
+
+def parse_ages(values: pd.Series, column: str, path: Path) -> pd.Series:
+    """Ages in years (empty = NaN); text, a negative number, infinity or an age over ``labels.MAX_AGE_YEARS``
+    is a DatasetError naming its line."""
+    return parse_numbers(values, column, path, "an age in years", labels.MAX_AGE_YEARS)
 
 
 def resolve_images(

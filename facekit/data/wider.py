@@ -20,7 +20,7 @@ from facekit.data.table import (
     DatasetTable,
     make_table,
     normalize_column,
-    parse_ages,
+    parse_numbers,
     read_csv,
     require_columns,
     resolve_images,
@@ -42,7 +42,8 @@ def is_wider_photos_header(columns: list[str]) -> bool:
 
 
 def _boxes(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
-    return pd.DataFrame({column: parse_ages(raw[column], column, path) for column in ("x", "y", "w", "h")})
+    return pd.DataFrame({column: parse_numbers(raw[column], column, path, "a position in pixels")
+                         for column in ("x", "y", "w", "h")})
 
 
 def read_wider_faces(path: os.PathLike | str) -> DatasetTable:
@@ -65,7 +66,7 @@ def read_wider_faces(path: os.PathLike | str) -> DatasetTable:
             "skin": normalize_column(raw["skin"], labels.normalize_skin_tone, "skin", csv),
             "split": raw["split"].str.strip().str.lower(),
             "photo": raw["photo"],
-            "face_px": parse_ages(raw["face_px"], "face_px", csv),
+            "face_px": parse_numbers(raw["face_px"], "face_px", csv, "a size in pixels"),
             "perceived": True,
         }
     )
