@@ -477,21 +477,27 @@ def _is_face_box_csv(path: Path) -> bool:
 
 def _evaluate_detection(data: Path, json_out: bool, out: Optional[Path]) -> None:
     """``facekit evaluate --data boxes.csv``: detection recall by face size, precision and false boxes."""
-    from facekit.rows import json_text, write_text
+    import shlex
+    import sys
+    from dataclasses import replace
+    from datetime import datetime, timezone
 
     from facekit.data.table import DatasetError
-    from facekit.evaluation.detection import read_boxes, evaluate_detection
+    from facekit.evaluation.detection import DETECTION_FILE, evaluate_detection, read_boxes
+    from facekit.rows import json_text, write_text
 
     try:
         report = evaluate_detection(read_boxes(data), source=str(data),
                                     log=lambda line: typer.echo(line, err=True))
     except DatasetError as error:
         fail(str(error))
+    report = replace(report, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     command=shlex.join(["facekit", *sys.argv[1:]]))
     summary = report.to_dict()
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "detection.json", json_text(summary, indent=1) + "\n")
-        typer.echo(f"wrote {out / 'detection.json'}", err=True)
+        write_text(out / DETECTION_FILE, json_text(summary, indent=1) + "\n")
+        typer.echo(f"wrote {out / DETECTION_FILE}", err=True)
     if json_out:
         typer.echo(json_text(summary, indent=1))
         return

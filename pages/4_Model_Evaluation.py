@@ -18,8 +18,9 @@ from facekit.app import common
 from facekit.data.table import DatasetError
 from facekit.evaluation.evaluate import (SPLIT_ALL, Evaluation, evaluate, evaluation_zip, image_reference,
                                         load_evaluation)
+from facekit.evaluation.detection import MATCH_IOU, load_detection
 from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, METRIC_NAMES, YEARS, by_group_table,
-                                       committed_reports, datasets_table, evaluation_facts, fmt,
+                                       committed_detection_reports, committed_reports, datasets_table, evaluation_facts, fmt,
                                        gap_sentence, headline_table, key_gaps, metric_rows, mistakes, model_card,
                                        per_class_table, same_model_reports)
 from facekit.evaluation.summary import EvaluationSummary, made_from
@@ -160,6 +161,30 @@ def own_photos() -> Optional[Evaluation]:
     st.download_button("Download this report (ZIP: evaluation.json, predictions.csv)", evaluation_zip(kept.evaluation),
                        file_name="facekit-report.zip", mime="application/zip")
     return kept.evaluation
+
+
+def detection_tab() -> None:
+    """The committed detection reports: how many of a group photo's faces the detector finds, by face size."""
+    reports = committed_detection_reports()
+    if not reports:
+        st.info("No detection report: make one with `facekit evaluate --data photos.csv --out DIR` on a CSV of "
+                "every face's box (photo, x, y, w, h).")
+        return
+    for name, folder in reports.items():
+        try:
+            report = load_detection(folder)
+        except (FileNotFoundError, ValueError) as error:
+            st.error(str(error))
+            continue
+        st.markdown(f"**{name}**: {report.photos} photos with {report.faces:,} labelled faces (`{report.source}`); "
+                    f"{report.false_boxes_per_photo:.2f} false boxes per photo, precision "
+                    f"{fmt('race.accuracy', report.precision)}, {report.seconds_per_photo * 1000:.0f} ms per photo "
+                    f"(made {report.created or 'n/a'} by `{report.command or 'facekit evaluate'}`).")
+        st.dataframe(report.table(), hide_index=True, key=f"detection_{name}", column_config={
+            "recall": st.column_config.ProgressColumn("recall", format="percent", min_value=0, max_value=1)})
+    st.caption(f"A face counts as found when a detected box overlaps it with IoU ≥ {MATCH_IOU} (greedy matching). "
+               f"Faces under {labels.MIN_ATTRIBUTE_FACE} px tall are not looked for by default, and their answers "
+               "are flagged `low_resolution` when they are found.")
 
 
 def model_file_note(evaluation: Evaluation) -> None:
@@ -370,7 +395,8 @@ if first.summary.group_settings is None:
     st.warning("This evaluation has no metrics (no face was evaluated).")
     st.stop()
 
-tabs = st.tabs(["Overview", "Classes", "Groups", "Age", "Calibration", "Worst mistakes", "Model card"])
+tabs = st.tabs(["Overview", "Classes", "Groups", "Age", "Calibration", "Worst mistakes", "Face detection",
+               "Model card"])
 with tabs[0]:
     for column, (name, evaluation) in zip(st.columns(len(reports)), reports.items()):
         column.markdown(f"**{name}**")
@@ -389,6 +415,8 @@ with tabs[4]:
 with tabs[5]:
     mistakes_tab(first_name, first)
 with tabs[6]:
+    detection_tab()
+with tabs[7]:
     others = [s for name, s in same_model(first.summary).items() if name != first_name]
     card = model_card([first.summary, *others])
     st.markdown(card)

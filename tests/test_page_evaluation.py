@@ -88,3 +88,19 @@ def test_synthetic_report_every_tab_and_comparison(tmp_path: Path) -> None:
 def test_bad_folder_is_a_sidebar_error(tmp_path: Path) -> None:
     at = open_folder(page(), tmp_path)
     assert any("no evaluation in" in e.value for e in at.sidebar.error)
+
+
+def test_the_detection_tab_shows_recall_by_face_size_of_the_committed_report() -> None:
+    from facekit.evaluation.detection import load_detection
+    from facekit.evaluation.report import committed_detection_reports
+
+    reports = committed_detection_reports()
+    if not reports:
+        pytest.skip("no committed detection report")
+    at = page()
+    name, folder = next(iter(reports.items()))
+    report = load_detection(folder)
+    table = next(frame.value for frame in at.dataframe if "face height" in frame.value.columns)
+    assert list(table["face height"]) == [s.size for s in report.by_size]
+    assert list(table["found"]) == [s.found for s in report.by_size]
+    assert any(f"**{name}**" in item.value and "false boxes per photo" in item.value for item in at.markdown)

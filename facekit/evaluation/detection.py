@@ -62,6 +62,8 @@ class DetectionReport:
     settings: dict
     source: str = ""
     unreadable: list[str] = field(default_factory=list)
+    created: str = ""  # when and by which command it was made, as evaluation reports record it
+    command: str = ""
 
     @property
     def false_boxes_per_photo(self) -> float:
@@ -84,6 +86,38 @@ class DetectionReport:
         data.update(precision=self.precision, false_boxes_per_photo=self.false_boxes_per_photo,
                     recall_40_px_and_more=self.recall_at_least(40))
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DetectionReport":
+        """The report ``to_dict`` wrote; ValueError for another format."""
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a detection report (format {data.get('format')!r}, expected {FORMAT!r})")
+        sizes = [SizeRecall(s["size"], int(s["faces"]), int(s["found"])) for s in data["by_size"]]
+        return cls(photos=data["photos"], faces=data["faces"], detections=data["detections"], matched=data["matched"],
+                   by_size=sizes, seconds_per_photo=data["seconds_per_photo"], settings=data["settings"],
+                   source=data.get("source", ""), unreadable=list(data.get("unreadable", [])),
+                   created=data.get("created", ""), command=data.get("command", ""))
+
+    def table(self) -> pd.DataFrame:
+        """Recall by face height, as the report and the page show it."""
+        return pd.DataFrame([{"face height": s.size, "faces": s.faces, "found": s.found, "recall": s.recall}
+                             for s in self.by_size])
+
+
+DETECTION_FILE = "detection.json"
+
+
+def load_detection(folder: Path) -> DetectionReport:
+    """The detection report saved in ``folder``; FileNotFoundError / ValueError with a one-line reason."""
+    import json
+
+    path = Path(folder) / DETECTION_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no detection report in {folder} (need {DETECTION_FILE})")
+    try:
+        return DetectionReport.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a complete detection report ({error!r})") from None
 
 
 def read_boxes(path: Path) -> pd.DataFrame:

@@ -61,6 +61,15 @@ def committed_reports(first: str = "") -> dict[str, Path]:
     return {folder.name: folder for folder in folders if (folder / "evaluation.json").is_file()}
 
 
+def committed_detection_reports() -> dict[str, Path]:
+    """Name -> folder of each detection report shipped in the package (``facekit evaluate`` on a face-box CSV)."""
+    from facekit.evaluation.detection import DETECTION_FILE
+
+    if not REPORTS.is_dir():
+        return {}
+    return {folder.name: folder for folder in sorted(REPORTS.iterdir()) if (folder / DETECTION_FILE).is_file()}
+
+
 def group_name(group: str) -> str:
     """'asian/female' -> 'Asian female', 'all' -> 'all faces'."""
     if group == "all":
