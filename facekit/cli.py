@@ -561,6 +561,9 @@ def bench(
     app_start: bool = typer.Option(True, "--app/--no-app", help="Measure the Streamlit app's cold start."),
     app_script: Path = typer.Option(Path("app.py"), "--app-script", help="The app whose cold start is measured "
                                                                          "(default: app.py in this folder)."),
+    compare_model: Optional[Path] = typer.Option(None, "--compare-model", exists=True, dir_okay=False,
+                                                 help="Also time this checkpoint's network per face, beside the "
+                                                      "shipped model's in the same run."),
 ) -> None:
     """Speed, memory and quality on this machine, with its load, beside a peer package; targets pass/miss."""
     from facekit.rows import json_text, write_text
@@ -568,7 +571,8 @@ def bench(
     from facekit.tools.bench import report_text, run_bench
 
     try:
-        result = run_bench(images, peer=peer, app=app_script if app_start else None, log=lambda line: typer.echo(line, err=True))
+        result = run_bench(images, peer=peer, app=app_script if app_start else None,
+                           log=lambda line: typer.echo(line, err=True), other_model=compare_model)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
         fail(str(error))
     text = json_text(result.to_dict(), indent=1)

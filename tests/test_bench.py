@@ -37,7 +37,9 @@ def test_quality_rates():
 
 
 def test_run_bench_result(photos):
-    result = bench.run_bench(photos[0].path.parent, peer=False, app=None, big_batch=4)
+    other = DEFAULT_MODEL.with_name("facekit-utkface.safetensors")
+    result = bench.run_bench(photos[0].path.parent, peer=False, app=None, big_batch=4, other_model=other,
+                             group_photos=2)
     data = json.loads(json.dumps(result.to_dict()))
     assert data["photos"]["astronaut"] == 2 and data["big_batch"] == 4
     assert result.model_load_s > 0 and result.peak_rss_mb > 0 and result.folder_faces_per_s > 0
@@ -48,7 +50,13 @@ def test_run_bench_result(photos):
         assert result.quality.photos == 1
         assert 0 <= result.quality.face_found_rate <= 1 and 0 <= result.quality.gender_accuracy <= 1
     assert result.peer is None and result.app_cold_start_s is None
-    assert {t.name for t in result.targets} == {"end-to-end p50 (ms)", "folder throughput (faces/s)"}
+    assert {t.name for t in result.targets} == {"end-to-end p50 (ms)", "folder throughput (faces/s)",
+                                                "model time per face / facekit-utkface.safetensors's (p50)"}
+    assert result.compared_model.other_ms_per_face_batch1.n == 5 and result.compared_model.ratio > 0
+    if bench.group_photo_paths(2):  # wider-dev is on this machine
+        group = result.group_photos
+        assert group.photos == 2 and group.faces_found > 0 and group.ms_per_face > 0 and group.peer_per_photo is None
+        assert "group photos (2 of wider-dev's" in bench.report_text(result)
     assert len(result.machine.load_start) == len(result.machine.load_end) == 3 and result.machine.cores > 0
     text = bench.report_text(result)
     assert "load average" in text and ("MISS" in text or "pass" in text)

@@ -37,6 +37,7 @@ from facekit.tools.peer import PEER_PACKAGE, PeerUnavailable, run_peer
 from facekit.vision.io import SAMPLE_PHOTO, is_image_name
 
 PHOTO_SIDE = 640
+GROUP_PHOTOS = 20  # wider-dev group photos timed (the first by name): crowds, parades, meetings
 BENCH_PHOTOS = "bench-photos-v2"  # a new name whenever the way photos are made changes
 FOLDER_PASSES = 5
 LABELS_FILE = "photos.csv"  # file, gender (empty when unknown), kind
@@ -46,6 +47,7 @@ TARGET_P50_MS = 50.0
 TARGET_FACES_PER_S = 40.0
 TARGET_APP_START_S = 6.0
 TARGET_PEER_TIME_RATIO = 1.5
+TARGET_MODEL_RATIO = 1.1  # the model's time per face against another checkpoint's in the same run
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,26 @@ class PeerResult:
 
 
 @dataclass
+class GroupPhotos:
+    """Group photos from wider-dev (about 1024 px wide, many faces each): time per photo and per face found."""
+
+    photos: int
+    faces_found: int
+    per_photo: Stats
+    ms_per_face: float
+    peer_per_photo: Optional[Stats] = None  # the peer on the same photos, when it ran
+
+
+@dataclass
+class ModelComparison:
+    """The shipped model's network time per face beside another checkpoint's, measured in the same run."""
+
+    other: str
+    other_ms_per_face_batch1: Stats
+    ratio: float  # ours / the other's, p50 of batch 1
+
+
+@dataclass
 class Target:
     name: str
     goal: str
@@ -137,6 +159,8 @@ class BenchResult:
     app_cold_start_s: Optional[float]
     app_error: str = ""
     peer: Optional[PeerResult] = None
+    group_photos: Optional[GroupPhotos] = None
+    compared_model: Optional[ModelComparison] = None
     targets: list[Target] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -325,6 +349,54 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def group_photo_paths(count: int = GROUP_PHOTOS) -> list[Path]:
+    """The first ``count`` wider-dev group photos by name, or none when wider-dev is not on this machine."""
+    from facekit.data.paths import data_dir
+
+    root = data_dir()
+    folder = root / "wider-dev" / "photos" if root else None
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if is_image_name(path.name))[:count]
+
+
+def measure_group_photos(paths: Sequence[Path], peer: bool, log: Callable[[str], None] = lambda _: None
+                         ) -> GroupPhotos:
+    """Our time per group photo (read, detect every face, classify up to the default max faces) and per face."""
+    from facekit.predict import Predictor
+
+    predictor = Predictor()
+    predictor.predict(paths[0])  # warm-up
+    log("group photos")
+    seconds, faces = [], 0
+    for path in paths:
+        started = time.perf_counter()
+        faces += len(predictor.predict(path).faces)
+        seconds.append(time.perf_counter() - started)
+    row = GroupPhotos(photos=len(paths), faces_found=faces, per_photo=Stats.of(seconds),
+                      ms_per_face=round(sum(seconds) * 1000 / max(faces, 1), 2))
+    if peer:
+        log("peer on group photos")
+        try:
+            row.peer_per_photo = Stats.of(run_peer(list(paths)).seconds)
+        except PeerUnavailable:
+            pass  # the peer's absence is reported by the main peer row
+    return row
+
+
+def compare_model(other: Path, crop_photo: Photo, ours_b1: Stats) -> ModelComparison:
+    """Another checkpoint's network time per face (batch 1, flip-averaged as the Predictor runs it)."""
+    from facekit.predict import Predictor
+    from facekit.vision.io import load_image
+
+    predictor = Predictor(other)
+    crop = _first_crop(predictor, load_image(crop_photo.path))
+    predictor.probabilities([crop])  # warm-up
+    stats = Stats.of(_timed(lambda _: predictor.probabilities([crop]), range(5)))
+    return ModelComparison(other=other.name, other_ms_per_face_batch1=stats,
+                           ratio=round(ours_b1.p50_ms / stats.p50_ms, 2))
+
+
 # ---------------------------------------------------------------- the app
 
 def app_cold_start(script: Path, timeout: float = 60.0) -> float:
@@ -383,9 +455,11 @@ def measure_peer(photos: Sequence[Photo], python: Optional[Path] = None) -> Peer
 # ---------------------------------------------------------------- the whole run
 
 def run_bench(images: Optional[Path] = None, peer: bool = True, app: Optional[Path] = None, utkface: int = 64,
-              big_batch: int = 32, log: Callable[[str], None] = lambda _: None) -> BenchResult:
+              big_batch: int = 32, log: Callable[[str], None] = lambda _: None,
+              other_model: Optional[Path] = None, group_photos: int = GROUP_PHOTOS) -> BenchResult:
     """Every measurement on this machine; ``images`` is a folder to use instead of the built test photos,
-    ``app`` the Streamlit script whose cold start is timed (None: not timed)."""
+    ``app`` the Streamlit script whose cold start is timed (None: not timed), ``other_model`` a checkpoint
+    whose network time per face is measured beside the shipped model's."""
     machine = machine_info()
     photos = read_photos(images) if images else make_photos(cache_dir() / BENCH_PHOTOS, utkface)
     if not photos:
@@ -404,10 +478,13 @@ def run_bench(images: Optional[Path] = None, peer: bool = True, app: Optional[Pa
     if peer:
         log("peer")
         peer_result = measure_peer(photos)
+    groups = group_photo_paths(group_photos)
+    group_row = measure_group_photos(groups, peer, log) if groups else None
+    compared = compare_model(other_model, photos[0], ours["model_ms_per_face_batch1"]) if other_model else None
     kinds = {kind: sum(p.kind == kind for p in photos) for kind in dict.fromkeys(p.kind for p in photos)}
     result = BenchResult(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine,
                          photos=kinds, peak_rss_mb=peak_rss_mb(), app_cold_start_s=app_s, app_error=app_error,
-                         peer=peer_result, **ours)
+                         peer=peer_result, group_photos=group_row, compared_model=compared, **ours)
     result.targets = targets(result)
     machine.load_end = _load()
     return result
@@ -434,6 +511,10 @@ def targets(result: BenchResult) -> list[Target]:
         ratio = round(result.end_to_end.p50_ms / peer.per_photo.p50_ms, 2)
         out.append(Target("time per photo / peer's (p50)", f"<= {TARGET_PEER_TIME_RATIO:g}x", ratio,
                           ratio <= TARGET_PEER_TIME_RATIO))
+    if result.compared_model:
+        compared = result.compared_model
+        out.append(Target(f"model time per face / {compared.other}'s (p50)", f"<= {TARGET_MODEL_RATIO:g}x",
+                          compared.ratio, compared.ratio <= TARGET_MODEL_RATIO))
     return out
 
 
@@ -469,6 +550,15 @@ def report_text(result: BenchResult) -> str:
         ratio = result.end_to_end.p50_ms / peer.per_photo.p50_ms
         verdict = f"we are {ratio:.1f}x slower" if ratio > 1 else f"we are {1 / ratio:.1f}x faster"
         lines.append(f"facekit/peer time per photo (p50): {ratio:.2f} ({verdict})")
+    if result.group_photos:
+        g = result.group_photos
+        peer_text = f"; peer {_stats(g.peer_per_photo)} per photo" if g.peer_per_photo else ""
+        lines.append(f"group photos ({g.photos} of wider-dev's, {g.faces_found} faces found): {_stats(g.per_photo)} per "
+                     f"photo, {g.ms_per_face:.1f} ms per face{peer_text}")
+    if result.compared_model:
+        c = result.compared_model
+        lines.append(f"model beside {c.other}: {_stats(c.other_ms_per_face_batch1)} per face at batch 1 "
+                     f"(ours / theirs {c.ratio:.2f})")
     lines.append("targets:")
     lines += [f"  {'pass' if t.passed else 'MISS'}  {t.name}: {t.measured:g} (goal {t.goal})" for t in result.targets]
     return "\n".join(lines) + "\n"
