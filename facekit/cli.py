@@ -100,9 +100,9 @@ def predict(
 
     A video gives one row per face followed through it: probabilities averaged over its frames,
     the median age with an 80% interval, and when it was first and last seen (seconds)."""
-    from facekit.vision.io import collect_inputs, is_video_name
     from facekit.predict import Predictor
     from facekit.rows import prediction_rows
+    from facekit.vision.io import collect_inputs
 
     if format not in ("csv", "json"):
         fail(f"--format must be csv or json, not {format!r}")
@@ -113,13 +113,7 @@ def predict(
         _predict_with_ray(paths, out, model, max_faces, batch, ray_address, summary, bool(frames_json or annotated))
         return
     paths = [Path(path) for path in paths]
-    videos = [path for path in paths if is_video_name(path.name)]
-    if (frames_json or annotated) and len(videos) != 1:
-        fail(f"--frames-json and --annotated describe one video; {len(videos)} video inputs given")
-    if annotated and annotated.suffix.lower() != ".mp4":
-        fail(f"--annotated must end in .mp4, not {annotated.name!r}")
-    if videos and summary:
-        fail("--summary breaks down the faces of photos; for videos the rows are already one per followed face")
+    videos = _videos_of(paths, frames_json, annotated, summary)
     try:
         predictor = Predictor(model, max_faces=max_faces)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
@@ -136,6 +130,20 @@ def predict(
     _print_rows(rows, format, out, summary)
     if not processed:
         fail("no input could be processed", code=1)
+
+
+def _videos_of(paths: list[Path], frames_json: Optional[Path], annotated: Optional[Path], summary: bool) -> list[Path]:
+    """The video inputs, once the video options are checked against them."""
+    from facekit.vision.io import is_video_name
+
+    videos = [path for path in paths if is_video_name(path.name)]
+    if (frames_json or annotated) and len(videos) != 1:
+        fail(f"--frames-json and --annotated describe one video; {len(videos)} video inputs given")
+    if annotated and annotated.suffix.lower() != ".mp4":
+        fail(f"--annotated must end in .mp4, not {annotated.name!r}")
+    if videos and summary:
+        fail("--summary breaks down the faces of photos; for videos the rows are already one per followed face")
+    return videos
 
 
 def _print_rows(rows: list[dict], format: str, out: Optional[Path], summary: bool) -> None:

@@ -119,11 +119,8 @@ def build_cache(
             "detector": detector_settings.to_dict(), "archive": str(archive), "complete": False}
     meta_path.write_text(json.dumps(meta, indent=2))
     position = {name: i for i, name in enumerate(files)}
-    mode = "r+" if (folder / "activations.f16").exists() else "w+"
-    activations = np.memmap(folder / "activations.f16", np.float16, mode, shape=(faces, VIEWS, *activation_shape))
-    pooled = np.memmap(folder / "pooled.f32", np.float32, mode, shape=(faces, VIEWS, FEATURE_SIZE))
+    activations, pooled, done = _open_arrays(folder, faces, activation_shape)
     done_path = folder / "done.npy"
-    done = np.load(done_path) if done_path.exists() else np.zeros(faces, bool)
     rows_path = folder / "rows.jsonl"
     detector = FaceDetector(detector_settings)
     started, processed = time.time(), 0
@@ -163,6 +160,16 @@ def _seal(folder: Path, files: list[str], meta: dict) -> FeatureCache:
     meta.update(complete=True, detected=int(table["detected"].sum()))
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
     return open_cache(folder)
+
+
+def _open_arrays(folder: Path, faces: int, activation_shape: tuple) -> tuple[np.memmap, np.memmap, np.ndarray]:
+    """The cache's activations and pooled features (memory-mapped, created or reopened to resume) and which
+    faces are done."""
+    mode = "r+" if (folder / "activations.f16").exists() else "w+"
+    activations = np.memmap(folder / "activations.f16", np.float16, mode, shape=(faces, VIEWS, *activation_shape))
+    pooled = np.memmap(folder / "pooled.f32", np.float32, mode, shape=(faces, VIEWS, FEATURE_SIZE))
+    done_path = folder / "done.npy"
+    return activations, pooled, np.load(done_path) if done_path.exists() else np.zeros(faces, bool)
 
 
 def _finished_cache(folder: Path, files: list[str]) -> FeatureCache | None:

@@ -264,12 +264,8 @@ def fit(model: FaceModel, inputs, input_block: str, targets: Targets, train_rows
         train_rows = train_rows[: config.limit]
         draw_weights = None if draw_weights is None else draw_weights[: config.limit]
     net = TrainableNet(model, input_block)
-    train_set = face_dataset(inputs, train_rows, targets, train=True, augmentation=config.augmentation)
+    loader, sampler = _train_loader(inputs, train_rows, targets, config, draw_weights, world, rank)
     val_set = face_dataset(inputs, val_rows, targets, train=False)
-    weights = np.ones(len(train_rows)) if draw_weights is None else draw_weights
-    sampler = WeightedDraws(weights, config.seed, world, rank)
-    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-                        drop_last=len(train_set) > config.batch_size)
     class_weights = {"gender": balanced_weights(targets.gender[train_rows], 2)} if config.class_balanced else {}
     optimizer = make_optimizer(model, net, config)
     steps_per_epoch = len(loader)
@@ -311,6 +307,17 @@ def fit(model: FaceModel, inputs, input_block: str, targets: Targets, train_rows
     if best.exists():
         net.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))
     return FitResult(state.best_epoch, state.best_scores, finished)
+
+
+def _train_loader(inputs, train_rows: np.ndarray, targets: Targets, config: TrainConfig,
+                  draw_weights: np.ndarray | None, world: int, rank: int) -> tuple[DataLoader, WeightedDraws]:
+    """The training batches: faces drawn by weight (each rank its share of every epoch's draws)."""
+    train_set = face_dataset(inputs, train_rows, targets, train=True, augmentation=config.augmentation)
+    weights = np.ones(len(train_rows)) if draw_weights is None else draw_weights
+    sampler = WeightedDraws(weights, config.seed, world, rank)
+    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
+                        drop_last=len(train_set) > config.batch_size)
+    return loader, sampler
 
 
 def _schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
