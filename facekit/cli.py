@@ -572,6 +572,8 @@ def bench(
     compare_model: Optional[Path] = typer.Option(None, "--compare-model", exists=True, dir_okay=False,
                                                  help="Also time this checkpoint's network per face, beside the "
                                                       "shipped model's in the same run."),
+    neighbour: bool = typer.Option(False, "--neighbour", help="Also time the single-face photos while a CPU-bound "
+                                                              "process runs beside facekit."),
 ) -> None:
     """Speed, memory and quality on this machine, with its load, beside a peer package; targets pass/miss."""
     from facekit.rows import json_text, write_text
@@ -580,7 +582,8 @@ def bench(
 
     try:
         result = run_bench(images, peer=peer, app=app_script if app_start else None,
-                           log=lambda line: typer.echo(line, err=True), other_model=compare_model)
+                           log=lambda line: typer.echo(line, err=True), other_model=compare_model,
+                           neighbour=neighbour)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
         fail(str(error))
     text = json_text(result.to_dict(), indent=1)

@@ -131,6 +131,9 @@ def face_predictions(detection: Detection, probs: dict[str, np.ndarray], offset:
 
 
 ENGINES = ("auto", "int8", "onnx", "torch")
+# A photo with more crops than this (faces and mirror images) gets the network on every core when it
+# is the only photo in work; fewer go through a one-thread network (Predictor explains why).
+SHARED_NETWORK_CROPS = 2  # one face and its mirror image
 
 
 def _one_torch_thread() -> None:
@@ -157,9 +160,11 @@ class Predictor:
     onnx otherwise.
 
     Photos go to ``workers`` threads (default: one per core), each with one torch thread (see
-    ``_one_torch_thread``). A single photo gets the network with torch's thread count; several
-    photos at once get a one-thread copy of the network per worker, so each core works on its
-    own photo.
+    ``_one_torch_thread``), and each photo's faces go through a one-thread copy of the network,
+    so each core works on its own photo. Only a photo with more than ``SHARED_NETWORK_CROPS``
+    crops (its faces and their mirror images), when it is the only photo, gets the network on
+    all cores: a few crops gain nothing from more threads, and a thread that a neighbouring
+    process holds up would stall the others at every layer.
     """
 
     def __init__(
@@ -204,8 +209,7 @@ class Predictor:
 
     def predict_images(self, sources: Sequence[ImageSource], names: Sequence[str] | None = None) -> list[ImageResult]:
         names = list(names) if names is not None else [_name(source, i) for i, source in enumerate(sources)]
-        forward = self.forward if len(sources) < 2 else self.forward_each
-        return list(self.pool.map(self._predict_one, sources, names, repeat(forward)))
+        return list(self.pool.map(self._predict_one, sources, names, repeat(len(sources) < 2)))
 
     def predict(self, source: ImageSource, name: str | None = None) -> ImageResult:
         return self.predict_images([source], [name or _name(source, 0)])[0]
@@ -223,7 +227,7 @@ class Predictor:
             if isinstance(data, ImageResult):
                 pending.append(data)
             else:
-                pending.append(self.pool.submit(self._predict_one, data, item.name, self.forward_each))
+                pending.append(self.pool.submit(self._predict_one, data, item.name, False))
             while len(pending) > 2 * self.workers or (pending and isinstance(pending[0], ImageResult)):
                 yield _done(pending.popleft())
         while pending:
@@ -233,9 +237,9 @@ class Predictor:
         """Calibrated probabilities per head for aligned crops, with this predictor's engine and flip setting."""
         return head_probabilities(self.model, crops, self.flip_average, self.forward)
 
-    def _predict_one(self, source: ImageSource, name: str, forward: Callable) -> ImageResult:
-        """One photo, start to end. MTCNN runs per photo: its batch mode pays off for small chips,
-        not for full-size photos."""
+    def _predict_one(self, source: ImageSource, name: str, alone: bool) -> ImageResult:
+        """One photo, start to end; ``alone``: no other photo is in work, so many faces may share the cores.
+        MTCNN runs per photo: its batch mode pays off for small chips, not for full-size photos."""
         result = ImageResult(source=name)
         started = time.perf_counter()
         try:
@@ -255,6 +259,8 @@ class Predictor:
         result.skipped_faces = len(found) - kept
         started = time.perf_counter()
         crops = [crop_face(image, found.boxes[i], found.landmarks[i], self.model.config.crop) for i in range(kept)]
+        many = alone and kept * (2 if self.flip_average else 1) > SHARED_NETWORK_CROPS
+        forward = self.forward if many else self.forward_each
         result.faces = face_predictions(found, head_probabilities(self.model, crops, self.flip_average, forward))
         result.timings["model"] = time.perf_counter() - started
         return result

@@ -39,7 +39,7 @@ def test_quality_rates():
 def test_run_bench_result(photos):
     other = DEFAULT_MODEL.with_name("facekit-utkface.safetensors")
     result = bench.run_bench(photos[0].path.parent, peer=False, app=None, big_batch=4, other_model=other,
-                             group_photos=2)
+                             group_photos=2, neighbour=True)
     data = json.loads(json.dumps(result.to_dict()))
     assert data["photos"]["astronaut"] == 2 and data["big_batch"] == 4
     assert result.model_load_s > 0 and result.peak_rss_mb > 0 and result.folder_faces_per_s > 0
@@ -51,7 +51,9 @@ def test_run_bench_result(photos):
         assert 0 <= result.quality.face_found_rate <= 1 and 0 <= result.quality.gender_accuracy <= 1
     assert result.peer is None and result.app_cold_start_s is None
     assert {t.name for t in result.targets} == {"end-to-end p50 (ms)", "folder throughput (faces/s)",
-                                                "model time per face / facekit-utkface.safetensors's (p50)"}
+                                                "model time per face / facekit-utkface.safetensors's (p50)",
+                                                "end-to-end p50 beside a CPU-bound neighbour / idle"}
+    assert result.end_to_end_with_neighbour.n == len(photos)
     assert result.compared_model.other_ms_per_face_batch1.n == 5 and result.compared_model.ratio > 0
     if bench.group_photo_paths(2):  # wider-dev is on this machine
         group = result.group_photos
