@@ -87,6 +87,7 @@ FACE_SIZES: tuple[tuple[float, float, str], ...] = (
 # heads are markedly less accurate (docs/evaluation.md has the accuracy by face height).
 MIN_ATTRIBUTE_FACE = 40
 MAX_AGE_YEARS = 130  # no one has lived longer: a larger age label (or infinity) is a data error
+FACE_SIZE_LABELS: tuple[str, ...] = tuple(name for _, _, name in FACE_SIZES)
 AGE_MAX = 100  # the age head predicts years 0..AGE_MAX, the last class meaning "AGE_MAX or older"
 AGE_CLASSES = AGE_MAX + 1
 
@@ -260,4 +261,6 @@ def display(label: Optional[str]) -> str:
     """A label as people read it: 'east_asian' -> 'East Asian', None -> 'unknown'."""
     if label is None:
         return "unknown"
-    return label.replace("_", " ").title() if not label[0].isdigit() else label
+    if label[0].isdigit() or label in FACE_SIZE_LABELS:  # '20-29', '<20 px' read as they are
+        return label
+    return label.replace("_", " ").title()

@@ -167,3 +167,20 @@ def test_head_summary_still_serves_training(synthetic):
                                    {"gender": s["gender_probs"][:3], "race": s["race_probs"][:3], "age": age_probs})
     assert summary["age"]["mae"] == pytest.approx(0.5)
     assert summary["age"]["interval_coverage"] == pytest.approx(0.5)
+
+
+def test_age_in_group_counts_ages_inside_the_perceived_groups_years():
+    from facekit.evaluation.metrics import head_group_metrics
+
+    groups = np.array([0, 3, 3, 1, -1])  # young_adult (0-34), senior (55+), senior, adult (25-54), unknown
+    predicted = np.array([30.0, 60.0, 50.0, 54.0, 99.0])
+    n = len(groups)
+    found = head_group_metrics(np.zeros(n, int), np.full((n, 2), 0.5), np.zeros(n, int), np.full((n, 5), 0.2),
+                               np.full(n, np.nan), predicted, predicted - 5, predicted + 5, np.full(n, -1),
+                               np.zeros(n, int), groups)
+    in_group = next(m for m in found if m.name == "age.in_group")
+    known = in_group.y_true >= 0
+    assert float(in_group.core(in_group.y_true[known], in_group.y_pred[known])) == 0.75  # the 50-year "senior" is out
+    assert "age.in_group" not in {m.name for m in head_group_metrics(
+        np.zeros(n, int), np.full((n, 2), 0.5), np.zeros(n, int), np.full((n, 5), 0.2), np.full(n, np.nan), predicted,
+        predicted - 5, predicted + 5, np.full(n, -1), np.zeros(n, int))}

@@ -341,9 +341,11 @@ def summarize(predictions: pd.DataFrame, *, model: ModelInfo, dataset: DatasetIn
     else:
         notes.append("age: no labels in this dataset, head skipped")
     features = _group_features(faces)
+    age_group = (np.array(labels.encode(faces["age_group_true"], labels.AGE_GROUP_LABELS), np.int64)
+                 if "age_group_true" in faces else None)
     groups = metrics.group_metrics(
         metrics.head_group_metrics(gender, probs["gender"], race, probs["race"], age, age_pred, low, high, bins,
-                                   bin_pred),
+                                   bin_pred, age_group),
         features, min_size=min_group, n_boot=n_boot, seed=seed)
     summary = EvaluationSummary(
         model=model, dataset=dataset, crop=crop, detector=detector, notes=tuple(notes), **heads,

@@ -84,6 +84,15 @@ def _batched_one_off(bin_true: np.ndarray, bin_pred: np.ndarray) -> np.ndarray:
     return np.mean(np.abs(bin_true - bin_pred) <= 1, axis=-1)
 
 
+_GROUP_LOW = np.array([low for _, low, _ in labels.AGE_GROUPS], float)
+_GROUP_HIGH = np.array([high for _, _, high in labels.AGE_GROUPS], float)
+
+
+def _batched_in_group(group_true: np.ndarray, age_pred: np.ndarray) -> np.ndarray:
+    """Share of faces whose predicted age lies in the years their perceived age group allows (labels.AGE_GROUPS)."""
+    return np.mean((age_pred >= _GROUP_LOW[group_true]) & (age_pred <= _GROUP_HIGH[group_true]), axis=-1)
+
+
 def _on_known(core: Callable[..., np.ndarray], y_true: np.ndarray, *others: np.ndarray) -> float:
     known = _known(y_true)
     if not known.any():
@@ -405,8 +414,10 @@ class GroupAnalysis:
 
 def head_group_metrics(gender: np.ndarray, gender_probs: np.ndarray, race: np.ndarray, race_probs: np.ndarray,
                        age: np.ndarray, age_pred: np.ndarray, low: np.ndarray, high: np.ndarray,
-                       age_bin: np.ndarray, age_bin_pred: np.ndarray) -> list[GroupMetric]:
-    """The metrics every evaluation breaks down by group."""
+                       age_bin: np.ndarray, age_bin_pred: np.ndarray,
+                       age_group: np.ndarray | None = None) -> list[GroupMetric]:
+    """The metrics every evaluation breaks down by group; ``age_group`` (indexes of labels.AGE_GROUPS, -1
+    unknown) adds ``age.in_group``, the share of faces whose predicted age is in their perceived group."""
     interval = np.stack([np.asarray(low, float), np.asarray(high, float)], -1)
     metrics = []
     for head, y, probs in (("gender", gender, gender_probs), ("race", race, race_probs)):
@@ -422,7 +433,8 @@ def head_group_metrics(gender: np.ndarray, gender_probs: np.ndarray, race: np.nd
         GroupMetric("age.interval_coverage", age, interval, _batched_coverage),
         GroupMetric("age.bin_accuracy", np.asarray(age_bin), np.asarray(age_bin_pred), _batched_accuracy),
         GroupMetric("age.bin_one_off_accuracy", np.asarray(age_bin), np.asarray(age_bin_pred), _batched_one_off),
-    ]
+    ] + ([GroupMetric("age.in_group", np.asarray(age_group), np.asarray(age_pred, float), _batched_in_group)]
+         if age_group is not None and (np.asarray(age_group) >= 0).any() else [])
 
 
 def _group_column(values: Sequence[str] | pd.Series) -> pd.Series:

@@ -36,6 +36,7 @@ METRIC_NAMES = {
     "age.interval_coverage": "80% age interval coverage",
     "age.bin_accuracy": "age-group accuracy",
     "age.bin_one_off_accuracy": "age-group accuracy, one group off allowed",
+    "age.in_group": "age in the perceived age group",
 }
 YEARS = {"age.mae", "age.rmse"}  # metrics in years; every other one is a fraction
 FEATURE_NAMES = {"all": "all faces", "gender": "gender", "race": "ethnicity", "race7": "ethnicity (7 classes)",
@@ -44,9 +45,9 @@ FEATURE_NAMES = {"all": "all faces", "gender": "gender", "race": "ethnicity", "r
 HEAD_NAMES = {"gender": "gender", "race": "ethnicity", "race7": "ethnicity (7 classes)", "age": "age group",
               "age_bin": "age group"}
 # The group features the card breaks the key metrics down by, when the dataset has them.
-CARD_FEATURES = ("race", "race7", "gender", "age_bin", "skin", "age_group")
+CARD_FEATURES = ("race", "race7", "gender", "age_bin", "skin", "age_group", "face_size")
 # The per-group views the report and the card show, in order.
-KEY_METRICS = ("gender.accuracy", "race.accuracy", "age.mae", "age.interval_coverage")
+KEY_METRICS = ("gender.accuracy", "race.accuracy", "age.mae", "age.interval_coverage", "age.in_group")
 # Test sets unlike the studio-like portraits of UTKFace, in the order the pages name them.
 UNLIKE_TRAINING = {"fairface": "web photos (FairFace)", "wider-dev": "faces in crowd photos (wider-dev)"}
 
