@@ -186,7 +186,7 @@ st.info(
     "Photos are processed in memory and not stored: nothing is written to disk or kept after you close the page.",
     icon=":material/lock:",
 )
-if elsewhere := common.unlike_training():
+if elsewhere := common.beyond_portraits():
     st.info(elsewhere, icon=":material/travel_explore:")
 upload_column, other_column = st.columns([3, 1])
 upload_key = f"upload-{st.session_state.get('uploads', 0)}"

@@ -59,7 +59,7 @@ def run(files: list[tuple[str, bytes]]) -> list[dict]:
 st.title("Batch analytics")
 st.info("Photos are processed in memory and not stored: nothing is written to disk or kept after you close the page.",
         icon=":material/lock:")
-if elsewhere := common.unlike_training():
+if elsewhere := common.beyond_portraits():
     st.info(elsewhere, icon=":material/travel_explore:")
 st.warning(
     "**Read these numbers as rough estimates.** Each face's gender, ethnicity and age is a guess with a probability, "

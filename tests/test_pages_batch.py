@@ -33,6 +33,7 @@ def test_batch_page_counts_faces_breaks_them_down_and_states_the_caveats():
     at.run()
     assert not at.exception, at.exception
     assert "never to decide anything about a person" in at.warning[0].value
+    assert any("right beyond studio portraits: on web photos (FairFace)" in note.value for note in at.info)
     at.session_state["batch_files"] = batch_files()
     at.run()
     at.button(key="analyse").click().run()

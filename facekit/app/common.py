@@ -82,23 +82,23 @@ def modified(path: Path) -> float:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _unlike_training(model: str, model_modified: float, reports_modified: float) -> Optional[str]:
+def _beyond_portraits(model: str, model_modified: float, reports_modified: float) -> Optional[str]:
     """The times only key the cache: new weights or new committed reports are read again."""
-    from facekit.evaluation.report import same_model_reports, unlike_training_sentence
+    from facekit.evaluation.report import same_model_reports, beyond_portraits_sentence
     from facekit.evaluation.summary import weights_sha256
 
     digest = weights_sha256(model)
-    return None if digest is None else unlike_training_sentence(list(same_model_reports(digest).values()))
+    return None if digest is None else beyond_portraits_sentence(list(same_model_reports(digest).values()))
 
 
-def unlike_training(model: Optional[str | Path] = None) -> Optional[str]:
-    """How often the model (default: the shipped one) is right on photos unlike its training data, from its
-    committed evaluations (``report.unlike_training_sentence``); None when none is of its weights."""
+def beyond_portraits(model: Optional[str | Path] = None) -> Optional[str]:
+    """How often the model (default: the shipped one) is right beyond studio portraits, from its
+    committed evaluations (``report.beyond_portraits_sentence``); None when none is of its weights."""
     from facekit.evaluation.report import REPORTS
     from facekit.models.model import DEFAULT_MODEL
 
     path = Path(model or DEFAULT_MODEL)
-    return _unlike_training(str(path), modified(path), modified(REPORTS))
+    return _beyond_portraits(str(path), modified(path), modified(REPORTS))
 
 
 def app_roots() -> list[Path]:

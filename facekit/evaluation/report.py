@@ -49,7 +49,7 @@ CARD_FEATURES = ("race", "race7", "gender", "age_bin", "skin", "age_group", "fac
 # The per-group views the report and the card show, in order.
 KEY_METRICS = ("gender.accuracy", "race.accuracy", "age.mae", "age.interval_coverage", "age.in_group")
 # Test sets unlike the studio-like portraits of UTKFace, in the order the pages name them.
-UNLIKE_TRAINING = {"fairface": "web photos (FairFace)", "wider-dev": "faces in crowd photos (wider-dev)"}
+BEYOND_PORTRAITS = {"fairface": "web photos (FairFace)", "wider-dev": "faces in crowd photos (wider-dev)"}
 
 
 def committed_reports(first: str = "") -> dict[str, Path]:
@@ -335,26 +335,29 @@ def same_model_reports(sha256: str) -> dict[str, EvaluationSummary]:
     return {name: s for name, s in committed_summaries().items() if s.model.sha256 == sha256}
 
 
-def unlike_training_sentence(summaries: Sequence[EvaluationSummary]) -> Optional[str]:
-    """How often one model is right on photos unlike its training data, from its evaluations; None without any.
+def beyond_portraits_sentence(summaries: Sequence[EvaluationSummary]) -> Optional[str]:
+    """How often one model is right on photos unlike studio portraits (web and crowd photos), from its
+    evaluations; None without any. A test part of a set the model trained on other parts of says so.
 
     Only the re-detected faces count (not archive crops): those are what the app reads.
     """
     if not summaries:
         return None
     parts = []
-    for name, photos in UNLIKE_TRAINING.items():
+    for name, photos in BEYOND_PORTRAITS.items():
         summary = next((s for s in summaries if s.dataset.name == name and s.crop != "archive"), None)
         if summary is None:
             continue
         rates = [f"{head} {metrics.accuracy:.0%}" for head, metrics in (("gender", summary.gender),
                  ("ethnicity", summary.race)) if metrics is not None and metrics.accuracy is not None]
+        trained = name in {d.dataset.lower() for d in training_data(summary.model.metadata)}
         if rates:
-            parts.append(f"on {photos} " + " and ".join(rates))
+            parts.append(f"on {photos}{' held out from its training' if trained else ''}, " + " and ".join(rates))
     if not parts:
-        return ("This model has not been measured on photos unlike its training data: expect it to be wrong "
-                "more often on those than its evaluation says.")
-    return f"How often this model is right on photos unlike its training data: {'; '.join(parts)}."
+        return ("This model has not been measured on photos unlike studio portraits: expect it to be wrong "
+                "more often on web and crowd photos than its evaluation says.")
+    return (f"How often this model is right beyond studio portraits: {'; '.join(parts)}. Expect less on photos "
+            "unlike these.")
 
 
 # ---- the model card (Mitchell et al., "Model Cards for Model Reporting", FAT* 2019)
