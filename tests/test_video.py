@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from facekit import labels
 from facekit.cli import app
 from facekit.vision.io import SAMPLE_PHOTO, is_video_name
+from facekit.rows import TRACK_COLUMNS
 from facekit.serving.video import (CLIP_SIZE, VideoError, analyse_video, drifting_faces, frame_document,
                            probe_video, track_rows, video_encoder)
 
@@ -177,6 +178,7 @@ def test_cli_predict_clip_gives_track_rows_and_frames_json(clip, tmp_path):
     rows = pd.read_csv(io.StringIO(printed.stdout))
     assert list(rows["track"]) == [1, 2] and list(rows["frames"]) == [6, 6]
     assert list(rows.columns[:5]) == ["file", "track", "first_seen", "last_seen", "frames"]
+    assert tuple(rows.columns) == TRACK_COLUMNS  # the one schema of track rows
     assert (rows["age_low"] <= rows["age"]).all() and (rows["age"] <= rows["age_high"]).all()
     assert "2 faces followed over 6 analysed frames" in printed.stderr
     assert len(json.loads(frames_file.read_text())["frames"]) == 6
