@@ -369,6 +369,18 @@ def group_bars(reports: Mapping[str, pd.DataFrame], years: bool, title: str) -> 
     return _tidy(figure, title)
 
 
+def training_curves(curves: pd.DataFrame, columns: Sequence[str], title: str, shares: bool = False) -> go.Figure:
+    """One line per column of a run's curves (``training.history.read_curves``) against the epoch;
+    ``shares`` draws the y axis as percentages."""
+    figure = go.Figure([go.Scatter(x=curves["epoch"], y=curves[column], mode="lines+markers",
+                                   name=column.removeprefix("val_").removeprefix("train_").replace("_", " "))
+                        for column in columns])
+    figure.update_xaxes(title_text="epoch", dtick=1 if len(curves) <= 20 else None)
+    if shares:
+        figure.update_yaxes(tickformat=".0%")
+    return _tidy(figure, title)
+
+
 def decade_errors(reports: Mapping[str, Sequence[DecadeError]], title: str = "Age MAE by true age") -> go.Figure:
     """Age MAE per decade of true age (``AgeMetrics.mae_by_decade``), one colour per report."""
     figure = go.Figure()

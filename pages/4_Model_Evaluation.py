@@ -26,9 +26,13 @@ from facekit.evaluation.report import (FEATURE_NAMES, HEAD_NAMES, METRIC_NAMES, 
 from facekit.evaluation.summary import EvaluationSummary, made_from
 from facekit.evaluation.uploads import MAX_PHOTOS, evaluate_upload
 from facekit.models.model import DEFAULT_MODEL
+from facekit.training.history import curve_groups, read_curves
 from facekit.vision.io import thumbnail_jpeg
 
 ON_DISK = "A report folder on disk"
+ON_SERVER = "A run folder on this server"
+# The curves each recipe's run left, committed beside the recipes (the repository's layout; the app runs from it).
+CURVES = Path(__file__).resolve().parents[1] / "training" / "curves"
 OWN = "Your own labelled photos"
 OWN_NAME = "your photos"
 NOTHING = "Nothing"
@@ -185,6 +189,39 @@ def detection_tab() -> None:
     st.caption(f"A face counts as found when a detected box overlaps it with IoU ≥ {MATCH_IOU} (greedy matching). "
                f"Faces under {labels.MIN_ATTRIBUTE_FACE} px tall are not looked for by default, and their answers "
                "are flagged `low_resolution` when they are found.")
+
+
+def curves_tab() -> None:
+    """A training run's curves by epoch: a committed recipe's, or any run folder under the app's roots."""
+    committed = sorted(CURVES.glob("*.csv")) if CURVES.is_dir() else []
+    choice = st.selectbox("Run", [path.stem for path in committed] + [ON_SERVER], key="curves_run",
+                          help="The runs of the recipes in training/ (their command, time and metrics are in "
+                               "training/README.md), or the folder `facekit train` wrote.")
+    if choice == ON_SERVER:
+        typed = st.text_input("Run folder", key="curves_path", placeholder="~/.cache/facekit/runs/my-run")
+        if not typed.strip():
+            st.info("Enter the folder of a training run (it holds metrics.csv and history.json).")
+            return
+        path = Path(typed.strip()).expanduser()
+        refused = common.outside_roots(path, common.app_roots())
+        if refused:
+            st.error(refused)
+            return
+    else:
+        path = CURVES / f"{choice}.csv"
+    try:
+        curves = read_curves(path)
+    except (FileNotFoundError, ValueError) as error:
+        st.error(str(error))
+        return
+    groups = curve_groups(curves)
+    left, right = st.columns(2)
+    left.plotly_chart(viz.training_curves(curves, groups["losses"], "Training losses"), key="curves_losses")
+    right.plotly_chart(viz.training_curves(curves, groups["validation"], "Validation", shares=True),
+                       key="curves_validation")
+    st.dataframe(curves, hide_index=True, key="curves_table")
+    st.caption("One row per epoch. `val_score` is the average of the datasets' errors the recipes are chosen on "
+               "(lower is better); the validation parts were never a test part.")
 
 
 def model_file_note(evaluation: Evaluation) -> None:
@@ -396,7 +433,7 @@ if first.summary.group_settings is None:
     st.stop()
 
 tabs = st.tabs(["Overview", "Classes", "Groups", "Age", "Calibration", "Worst mistakes", "Face detection",
-               "Model card"])
+               "Training curves", "Model card"])
 with tabs[0]:
     for column, (name, evaluation) in zip(st.columns(len(reports)), reports.items()):
         column.markdown(f"**{name}**")
@@ -417,6 +454,8 @@ with tabs[5]:
 with tabs[6]:
     detection_tab()
 with tabs[7]:
+    curves_tab()
+with tabs[8]:
     others = [s for name, s in same_model(first.summary).items() if name != first_name]
     card = model_card([first.summary, *others])
     st.markdown(card)

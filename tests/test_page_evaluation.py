@@ -104,3 +104,28 @@ def test_the_detection_tab_shows_recall_by_face_size_of_the_committed_report() -
     assert list(table["face height"]) == [s.size for s in report.by_size]
     assert list(table["found"]) == [s.found for s in report.by_size]
     assert any(f"**{name}**" in item.value and "false boxes per photo" in item.value for item in at.markdown)
+
+
+def test_the_training_curves_tab_draws_a_committed_run_and_a_run_folder(tmp_path: Path) -> None:
+    from facekit.training.history import CURVES_FILE, read_curves
+
+    def curves_table(at: AppTest):
+        return next(frame.value for frame in at.dataframe if "epoch" in frame.value.columns)
+
+    committed = sorted((Path(PAGE).parents[1] / "training" / "curves").glob("*.csv"))
+    at = page()
+    assert at.selectbox(key="curves_run").value == committed[0].stem
+    assert len(curves_table(at)) == len(read_curves(committed[0]))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / CURVES_FILE).write_text("epoch,seconds,train_loss_gender,val_gender_accuracy,val_score\n"
+                                   "1,3.0,0.6,0.81,0.4\n2,3.1,0.4,0.86,0.3\n")
+    at.selectbox(key="curves_run").set_value("A run folder on this server").run()
+    at.text_input(key="curves_path").input(str(run)).run()
+    assert not at.exception, at.exception
+    assert list(curves_table(at)["val_gender_accuracy"]) == [0.81, 0.86]
+    at.text_input(key="curves_path").input("/etc").run()
+    assert any("outside the folders this app may open" in error.value for error in at.error)
+    (run / CURVES_FILE).write_text("not,a,table\n")
+    at.text_input(key="curves_path").input(str(run) + "/").run()
+    assert any("no epoch rows" in error.value for error in at.error)

@@ -161,3 +161,24 @@ def test_two_ddp_ranks_end_with_the_same_parameters(tmp_path):
     assert any(not torch.equal(first[k], start[k]) for k in first)  # training moved the weights
     for key in first:
         assert torch.allclose(first[key].float(), second[key].float(), atol=1e-6), key
+
+
+def test_curves_read_the_same_from_a_run_folder_its_csv_and_its_json(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from facekit.training.history import CURVES_FILE, HISTORY_FILE, curve_groups, read_curves
+
+    rows = [{"epoch": 2, "train_loss_age": 2.0, "val_utkface_gender_accuracy": 0.9, "val_utkface_age_mae": 4.5,
+             "val_score": 0.5}, {"epoch": 1, "train_loss_age": 3.0, "val_utkface_gender_accuracy": 0.8,
+                                 "val_utkface_age_mae": 5.0, "val_score": 0.6}]
+    (tmp_path / HISTORY_FILE).write_text(json.dumps(rows))
+    from_json = read_curves(tmp_path)
+    assert list(from_json["epoch"]) == [1, 2]  # in epoch order
+    from_json.to_csv(tmp_path / CURVES_FILE, index=False)
+    pd.testing.assert_frame_equal(read_curves(tmp_path), from_json)
+    assert curve_groups(from_json) == {"losses": ["train_loss_age"], "validation": ["val_utkface_gender_accuracy"],
+                                       "other": ["val_utkface_age_mae", "val_score"]}
+    with pytest.raises(FileNotFoundError, match="no training curves"):
+        read_curves(tmp_path / "nothing")

@@ -4,8 +4,8 @@ stop a page when something it needs cannot be had.
 Every page imports this module first, so the app's defaults are set in one place: the datasets
 folder is ../shared/data from where the app was started unless FACEKIT_DATA names another.
 A path typed into a page must lie under one of the app's roots (``app_roots``): the datasets
-folder, the package's shipped files, and the folders listed in FACEKIT_APP_ROOTS by whoever
-starts the app, so a visitor cannot browse the server's file system.
+folder, facekit's cache, the package's shipped files, and the folders listed in FACEKIT_APP_ROOTS
+by whoever starts the app, so a visitor cannot browse the server's file system.
 """
 from __future__ import annotations
 
@@ -102,9 +102,12 @@ def beyond_portraits(model: Optional[str | Path] = None) -> Optional[str]:
 
 
 def app_roots() -> list[Path]:
-    """The folders a page may open paths under: FACEKIT_DATA, the package's own files, and each folder
-    of FACEKIT_APP_ROOTS (separated by the system's path separator)."""
-    named = [os.environ.get("FACEKIT_DATA", ""), *os.environ.get("FACEKIT_APP_ROOTS", "").split(os.pathsep)]
+    """The folders a page may open paths under: FACEKIT_DATA, facekit's cache (where `facekit train` puts its
+    runs), the package's own files, and each folder of FACEKIT_APP_ROOTS (separated by the path separator)."""
+    from facekit.cache import cache_dir
+
+    named = [os.environ.get("FACEKIT_DATA", ""), str(cache_dir()),
+             *os.environ.get("FACEKIT_APP_ROOTS", "").split(os.pathsep)]
     return [Path(os.path.realpath(Path(root).expanduser())) for root in named if root.strip()] + \
         [Path(__file__).resolve().parents[1]]
 

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from facekit.files import atomic_write
 from facekit.models.model import FaceModel
 from facekit.training import checkpoint
+from facekit.training.history import CURVES_FILE, HISTORY_FILE
 from facekit.training.recipe import TrainConfig
 from facekit.training.targets import Targets, balanced_weights, multitask_loss
 from facekit.training.validation import DatasetScores, dataset_scores, validation_score
@@ -367,7 +368,7 @@ def _end_epoch(net: TrainableNet, val_set: Dataset, names: list[str], state: Run
 
 def append_history(out: Path, row: dict) -> None:
     """The epoch's row into ``history.json`` and ``metrics.csv`` (a resumed epoch replaces its row)."""
-    path = out / "history.json"
+    path = out / HISTORY_FILE
     history = json.loads(path.read_text()) if path.exists() else []
     history = [h for h in history if h["epoch"] < row["epoch"]] + [row]
     atomic_write(path, lambda p: p.write_text(json.dumps(history, indent=2)))
@@ -379,4 +380,4 @@ def append_history(out: Path, row: dict) -> None:
             writer.writeheader()
             writer.writerows({k: h.get(k) for k in columns} for h in history)
 
-    atomic_write(out / "metrics.csv", write_csv)
+    atomic_write(out / CURVES_FILE, write_csv)
