@@ -298,6 +298,7 @@ def summarize(predictions: pd.DataFrame, *, model: ModelInfo, dataset: DatasetIn
     """The evaluation summary from the per-image rows alone (no model, no images needed).
 
     It goes through its JSON once, so the summary in memory is the one a saved report reads back.
+    It reads top to bottom in the order of that JSON (detector, heads, calibration, age, groups).
     """
     faces = predictions[predictions["status"] == "ok"].reset_index(drop=True)
     unreadable = int(predictions["status"].str.startswith("unreadable").sum())

@@ -252,7 +252,9 @@ def fit(model: FaceModel, inputs, input_block: str, targets: Targets, train_rows
 
     ``inputs``: cache arrays of activations entering ``input_block`` (or pooled features), or
     ``augment.Chips`` with ``input_block`` "". ``names`` label ``targets.dataset``;
-    ``draw_weights`` (one per training row) set how often each face is drawn.
+    ``draw_weights`` (one per training row) set how often each face is drawn. The epoch loop stays
+    here, with the run state it shares (save, resume, budget, early stop), as in torchvision's
+    reference ``main``; each step is in ``train_one_epoch`` and ``_end_epoch``.
     """
     rank, world = distributed()
     names = names or ["data"]
