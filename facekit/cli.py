@@ -391,6 +391,34 @@ def data_split(
     typer.echo(f"{path}: " + ", ".join(f"{name} {counts.get(name, 0):,}" for name in ("train", "val", "test")))
 
 
+@data_app.command("kaggle-csv")
+def data_kaggle_csv(
+    out: Path = typer.Option(..., "--out", help="The CSV to write, e.g. age_gender.csv."),
+    source: Optional[Path] = typer.Option(None, "--source", help="UTKFace archive or folder (default: the located one)."),
+    split: str = typer.Option("train", "--split", help="train, val, test (the committed split) or all."),
+) -> None:
+    """Write UTKFace faces in Kaggle's age_gender.csv layout (48x48 greyscale pixel strings), as seed 002 reads."""
+    from facekit.data import load_split
+    from facekit.data.writers import split_part, write_kaggle_age_gender
+
+    if split not in ("train", "val", "test", "all"):
+        fail(f"--split must be train, val, test or all, not {split!r}")
+    from facekit.data import DatasetError
+
+    path = _utkface_source(source)
+    check_outputs([path], out)
+    table = _read_dataset(path)
+    try:
+        table = table if split == "all" else split_part(load_split(table), split)
+    except DatasetError as error:
+        fail(f"{error} (--split all writes every face without the committed split)")
+    try:
+        written, left_out = write_kaggle_age_gender(table, out, log=lambda line: typer.echo(line, err=True))
+    except OSError as error:
+        fail(f"could not write {out}: {error}")
+    typer.echo(f"{out}: {written:,} faces of the {split} split ({left_out:,} without an image or a label left out)")
+
+
 @data_app.command("index")
 def data_index(
     name: str = typer.Argument(..., help="utkface or fairface"),

@@ -82,3 +82,26 @@ def test_summary_json_of_the_real_archive(tmp_path: Path) -> None:
     assert summary["race"] == {"white": 10_078, "black": 4_525, "asian": 3_434, "indian": 3_975, "others": 1_692}
     assert summary["age"]["min"] == 1 and summary["age"]["median"] == 29 and summary["age"]["max"] == 116
     assert len(summary["anomalies"]) == 5
+
+
+def test_kaggle_csv_of_a_utkface_folder_reads_back_with_the_same_labels_and_pixels(tmp_path: Path) -> None:
+    from facekit.data import open_image, read_dataset
+    from facekit.data.kaggle import SIDE
+    from test_data_readers import make_utk_folder
+
+    folder = make_utk_folder(tmp_path / "UTKFace")
+    out = tmp_path / "age_gender.csv"
+    done = subprocess.run([*CLI, "data", "kaggle-csv", "--source", str(folder), "--split", "all", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    source, written = read_dataset(folder).frame, read_dataset(out)
+    complete = source.dropna(subset=["age", "gender", "race"]).set_index("file")
+    assert f"{len(complete)} faces of the all split" in done.stdout and not written.anomalies
+    back = written.frame.set_index("file")
+    assert set(back.index) == set(complete.index)
+    for column in ("age", "gender", "race"):
+        assert (back[column].astype(object) == complete.loc[back.index, column].astype(object)).all(), column
+    assert open_image(written.frame["image"].iloc[0]).size == (SIDE, SIDE)  # 48x48 grey, as seed 002 reads
+    refused = subprocess.run([*CLI, "data", "kaggle-csv", "--source", str(folder), "--split", "test", "--out",
+                              str(out)], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "--split all writes every face" in refused.stderr

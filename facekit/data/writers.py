@@ -1,0 +1,64 @@
+"""Datasets written out in another project's format, so its own scripts and recipes can read them.
+
+``write_kaggle_age_gender`` writes Kaggle's ``age_gender.csv`` layout (the 48x48 greyscale pixel
+strings seed 002 trains on, itself UTKFace resized): age, ethnicity and gender as UTKFace's codes,
+the file name, and 2,304 space-separated grey values per face.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from facekit import labels
+from facekit.data.images import read_image_bytes
+from facekit.data.kaggle import COLUMNS, SIDE
+from facekit.data.table import DatasetTable
+from facekit.files import atomic_write
+from facekit.vision.io import ImageError, load_image
+
+
+def kaggle_pixels(data: bytes) -> str:
+    """One face as Kaggle's pixel string: greyscale, resized to 48x48 with an area filter, row by row."""
+    grey = load_image(data).convert("L").resize((SIDE, SIDE), Image.Resampling.BOX)
+    return " ".join(map(str, np.asarray(grey, np.uint8).ravel()))
+
+
+def write_kaggle_age_gender(table: DatasetTable, path: os.PathLike | str,
+                            log: Callable[[str], None] = lambda _: None) -> tuple[int, int]:
+    """Write every face of ``table`` that has an image, an age, a gender and a 5-class ethnicity; returns
+    (faces written, faces left out). The file appears whole or not at all."""
+    frame = table.frame
+    usable = frame["image"].notna() & frame["age"].notna() & frame["gender"].notna() & frame["race"].notna()
+    rows, skipped = [], int((~usable).sum())
+    for number, row in enumerate(frame[usable].itertuples(index=False), start=1):
+        try:
+            pixels = kaggle_pixels(read_image_bytes(row.image))
+        except ImageError as error:
+            log(f"{row.file}: {error}: left out")
+            skipped += 1
+            continue
+        rows.append((int(row.age), labels.RACES.index(row.race), labels.GENDERS.index(row.gender), row.file, pixels))
+        if number % 2000 == 0:
+            log(f"{number:,} faces")
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            writer.writerows(rows)
+
+    atomic_write(Path(path), write)
+    return len(rows), skipped
+
+
+def split_part(table: DatasetTable, split: str) -> DatasetTable:
+    """The faces of one part of the table's ``split`` column (``all``: every face)."""
+    if split == "all":
+        return table
+    return replace(table, frame=table.frame[table.frame["split"].astype(object) == split].reset_index(drop=True))
