@@ -9,15 +9,29 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: a new output gets the permissions any other new file of this process would.
+NEW_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: os.PathLike | str, write: Callable[[Path], None]) -> None:
     """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``.
 
-    A crash, a kill or Ctrl-C leaves the old file (or none), never a half-written one."""
+    A crash, a kill or Ctrl-C leaves the old file (or none), never a half-written one. The file
+    keeps the permissions of the one it replaces (a new one: as the umask allows), not the
+    temporary file's owner-only ones."""
     path = Path(path)
+    mode = path.stat().st_mode & 0o777 if path.exists() else NEW_FILE_MODE
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

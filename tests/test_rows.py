@@ -52,3 +52,17 @@ def test_a_video_without_tracks_is_one_row_with_its_reason():
 def test_any_file_name_reads_back_as_written(names):
     frame = pd.DataFrame({"file": names, "face": range(len(names))})
     assert list(read_csv(io.StringIO(csv_text(frame)))["file"]) == names
+
+
+def test_a_written_output_has_ordinary_permissions_not_the_temporary_files(tmp_path):
+    import os
+    import stat
+
+    from facekit.files import NEW_FILE_MODE
+    from facekit.rows import write_text
+
+    new = write_text(tmp_path / "rows.csv", "a\n")
+    assert stat.S_IMODE(os.stat(new).st_mode) == NEW_FILE_MODE
+    os.chmod(new, 0o640)
+    write_text(new, "b\n")  # replacing keeps the file's own permissions
+    assert stat.S_IMODE(os.stat(new).st_mode) == 0o640 and new.read_text() == "b\n"
