@@ -403,10 +403,13 @@ def save_evaluation(evaluation: Evaluation, folder: os.PathLike | str) -> list[P
     """Write evaluation.json and predictions.csv into ``folder``; returns the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    summary_path, predictions_path = folder / SUMMARY_FILE, folder / PREDICTIONS_FILE
-    write_text(summary_path, json_text(evaluation.summary.to_dict(), indent=1) + "\n")
-    write_text(predictions_path, csv_text(evaluation.predictions))
-    return [summary_path, predictions_path]
+    return [write_text(folder / name, text) for name, text in _evaluation_files(evaluation).items()]
+
+
+def _evaluation_files(evaluation: Evaluation) -> dict[str, str]:
+    """The text of an evaluation's two files by name, as saved and as downloaded."""
+    return {SUMMARY_FILE: json_text(evaluation.summary.to_dict(), indent=1) + "\n",
+            PREDICTIONS_FILE: csv_text(evaluation.predictions)}
 
 
 def evaluation_zip(evaluation: Evaluation) -> bytes:
@@ -416,8 +419,8 @@ def evaluation_zip(evaluation: Evaluation) -> bytes:
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(SUMMARY_FILE, json_text(evaluation.summary.to_dict(), indent=1) + "\n")
-        archive.writestr(PREDICTIONS_FILE, csv_text(evaluation.predictions))
+        for name, text in _evaluation_files(evaluation).items():
+            archive.writestr(name, text)
     return buffer.getvalue()
 
 
