@@ -54,14 +54,19 @@ def staged_folder(folder: os.PathLike | str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def is_inside(path: os.PathLike | str, root: os.PathLike | str) -> bool:
+    """Whether ``path`` lies in the folder ``root`` (or is it), once links and ``..`` are resolved in both."""
+    target, folder = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([folder, target]) == folder
+
+
 def output_clash(output: os.PathLike | str, inputs: Iterable[os.PathLike | str]) -> str | None:
     """Why ``output`` must not be written, or None: it is one of the inputs (by any path or link), or an
     existing file inside an input folder, which the run reads."""
     target = os.path.realpath(output)
     for source in inputs:
         source_path = os.path.realpath(source)
-        inside = os.path.isdir(source_path) and os.path.isfile(target) and \
-            os.path.commonpath([source_path, target]) == source_path
-        if target == source_path or inside:
+        if target == source_path or (os.path.isdir(source_path) and os.path.isfile(target)
+                                     and is_inside(target, source_path)):
             return f"{output} is one of the inputs: writing it would destroy it; choose another output file"
     return None

@@ -114,23 +114,24 @@ def app_roots() -> list[Path]:
 
 def outside_roots(path: Path, roots: list[Path]) -> Optional[str]:
     """Why ``path`` may not be opened (it resolves outside every root), or None."""
-    target = os.path.realpath(path)
-    if any(os.path.commonpath([str(root), target]) == str(root) for root in roots):
+    from facekit.files import is_inside
+
+    if any(is_inside(path, root) for root in roots):
         return None
     return (f"{path} is outside the folders this app may open ({', '.join(str(r) for r in roots)}); whoever starts "
             "the app can add one with FACEKIT_APP_ROOTS=/that/folder.")
 
 
-def sidebar_path(key: str, label: str, placeholder: str, help: str, prompt: str) -> Optional[Path]:
-    """A path typed in the sidebar, or None (with ``prompt`` shown) while the box is empty or when the path
-    lies outside the app's roots (with the reason shown)."""
-    typed = st.sidebar.text_input(label, key=f"{key}_path", placeholder=placeholder, help=help)
+def sidebar_path(key: str, label: str, placeholder: str, help: str, prompt: str, place=st.sidebar) -> Optional[Path]:
+    """A path typed in the sidebar (or in ``place``, e.g. ``st`` for the page), or None (with ``prompt`` shown)
+    while the box is empty or when the path lies outside the app's roots (with the reason shown)."""
+    typed = place.text_input(label, key=f"{key}_path", placeholder=placeholder, help=help)
     if not typed.strip():
-        st.sidebar.info(prompt)
+        place.info(prompt)
         return None
     path = Path(typed.strip()).expanduser()
     refused = outside_roots(path, app_roots())
     if refused:
-        st.sidebar.error(refused)
+        place.error(refused)
         return None
     return path
