@@ -9,13 +9,12 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import streamlit as st
 
 from facekit import labels, viz
 from facekit.app import common
-from facekit.data.table import DatasetError
 from facekit.evaluation.evaluate import (SPLIT_ALL, Evaluation, evaluate, evaluation_zip, image_reference,
                                         load_evaluation)
 from facekit.evaluation.detection import MATCH_IOU, load_detection
@@ -35,6 +34,7 @@ ON_SERVER = "A run folder on this server"
 CURVES = Path(__file__).resolve().parents[1] / "training" / "curves"
 OWN = "Your own labelled photos"
 OWN_NAME = "your photos"
+T = TypeVar("T")
 NOTHING = "Nothing"
 GALLERY = 12
 HEADS = {"Gender": "gender", "Ethnicity": "race", "Ethnicity (7)": "race7", "Age": "age"}
@@ -100,36 +100,38 @@ def take_upload() -> None:
                                      labels_csv.getvalue() if labels_csv else None)
 
 
+def with_progress(reading: str, failure: str, work: Callable[[Callable[[int, int], None]], T]) -> Optional[T]:
+    """``work(progress)`` under a progress bar; None, with ``failure`` and the reason shown, when it raises
+    one of the errors a bad dataset gives."""
+    bar = st.progress(0.0, text=reading)
+    try:
+        return work(lambda done, total: bar.progress(done / total, text=f"{done} of {total} photos"))
+    except (ValueError, FileNotFoundError) as error:  # a DatasetError is a ValueError
+        st.error(f"{failure}: {error}")
+    finally:
+        bar.empty()
+    return None
+
+
 def evaluate_own(photos: bytes, labels_csv: Optional[bytes]) -> Optional[OwnReport]:
     """Unpack and evaluate the upload with a progress bar; None (with the reason shown) when it cannot be."""
     folder = tempfile.TemporaryDirectory(prefix="facekit-own-")
-    bar = st.progress(0.0, text="Reading the upload…")
-    try:
-        evaluation, unpacked = evaluate_upload(
-            photos, Path(folder.name), labels_csv,
-            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} photos"))
-    except (DatasetError, ValueError, FileNotFoundError) as error:
+    done = with_progress("Reading the upload…", "The upload cannot be evaluated",
+                         lambda progress: evaluate_upload(photos, Path(folder.name), labels_csv, progress=progress))
+    if done is None:
         folder.cleanup()
-        st.error(f"The upload cannot be evaluated: {error}")
         return None
-    finally:
-        bar.empty()
+    evaluation, unpacked = done
     return OwnReport(evaluation, unpacked.skipped, folder)
 
 
 def evaluate_on_server(path: Path) -> Optional[OwnReport]:
     """Evaluate a labelled dataset already on this server (any reader's layout), a seeded sample of at most
     MAX_PHOTOS of it, with a progress bar; None (with the reason shown) when it cannot be."""
-    bar = st.progress(0.0, text=f"Reading {path.name}…")
-    try:
-        evaluation = evaluate(data=path, split=SPLIT_ALL, limit=MAX_PHOTOS,
-                              progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} photos"))
-    except (DatasetError, ValueError, FileNotFoundError) as error:
-        st.error(f"{path} cannot be evaluated: {error}")
-        return None
-    finally:
-        bar.empty()
-    return OwnReport(evaluation, [], None)
+    evaluation = with_progress(f"Reading {path.name}…", f"{path} cannot be evaluated",
+                               lambda progress: evaluate(data=path, split=SPLIT_ALL, limit=MAX_PHOTOS,
+                                                         progress=progress))
+    return None if evaluation is None else OwnReport(evaluation, [], None)
 
 
 def own_photos() -> Optional[Evaluation]:
@@ -162,8 +164,9 @@ def own_photos() -> Optional[Evaluation]:
     if kept.skipped:
         with st.expander(f"{len(kept.skipped)} file(s) of the ZIP not used"):
             st.dataframe([{"file": name, "reason": reason} for name, reason in kept.skipped], hide_index=True)
-    st.download_button("Download this report (ZIP: evaluation.json, predictions.csv)", evaluation_zip(kept.evaluation),
-                       file_name="facekit-report.zip", mime="application/zip")
+    st.download_button("Download this report (ZIP: evaluation.json, predictions.csv)",
+                       lambda: evaluation_zip(kept.evaluation), file_name="facekit-report.zip",
+                       mime="application/zip")  # made when clicked, not on every rerun
     return kept.evaluation
 
 
@@ -198,14 +201,10 @@ def curves_tab() -> None:
                           help="The runs of the recipes in training/ (their command, time and metrics are in "
                                "training/README.md), or the folder `facekit train` wrote.")
     if choice == ON_SERVER:
-        typed = st.text_input("Run folder", key="curves_path", placeholder="~/.cache/facekit/runs/my-run")
-        if not typed.strip():
-            st.info("Enter the folder of a training run (it holds metrics.csv and history.json).")
-            return
-        path = Path(typed.strip()).expanduser()
-        refused = common.outside_roots(path, common.app_roots())
-        if refused:
-            st.error(refused)
+        path = common.sidebar_path("curves", "Run folder", "~/.cache/facekit/runs/my-run", "A training run's folder.",
+                                   "Enter the folder of a training run (it holds metrics.csv and history.json).",
+                                   place=st)
+        if path is None:
             return
     else:
         path = CURVES / f"{choice}.csv"
