@@ -1,8 +1,9 @@
 """Grad-CAM for any head and target: which parts of a face moved one output of the model.
 
-The explained layer is the **last block of ``backbone.repeat_2``** (``repeat_2[-1]``, a
-Block17): the deepest layer that still has an 8x8 grid at 160 px. The later stages
-(``repeat_3``, ``block8``) are only 3x3, too coarse to tell an eye from a mouth.
+The explained layer is chosen per backbone (``FaceModel.cam_layer``, the table in
+``facekit.models.architectures``): for the shipped Inception-ResNet-v1 it is the last block of
+``repeat_2`` (a Block17), the deepest layer that still has an 8x8 grid at 160 px; the later
+stages (``repeat_3``, ``block8``) are only 3x3, too coarse to tell an eye from a mouth.
 
 The explained output, per head:
 
@@ -150,7 +151,7 @@ class Explainer:
 
     def __init__(self, model: FaceModel, batch_size: int = 16) -> None:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.layer = self.model.backbone.repeat_2[-1]  # see the module docstring
+        self.layer = self.model.cam_layer()  # see the module docstring
         # The frozen copy builds no graph below this block: its input becomes the gradients' leaf.
         self.layer.register_forward_pre_hook(lambda _, inputs: (inputs[0].detach().requires_grad_(True),))
         self.batch_size = batch_size

@@ -240,6 +240,26 @@ def age_bin_probs(probs: np.ndarray) -> dict[str, float]:
     return {label: float(probs[edges[i]:edges[i + 1]].sum()) for i, label in enumerate(AGE_BIN_LABELS)}
 
 
+def age_group_probs(probs: np.ndarray, groups: Sequence[tuple[str, int, int]]) -> np.ndarray:
+    """Age distributions (faces, years) summed into ordered (label, first year, last year) groups: (faces, groups)."""
+    return np.stack([probs[:, low:min(high, AGE_MAX) + 1].sum(1) for _, low, high in groups], 1)
+
+
+def age_group_index(groups: Sequence[tuple[str, int, int]], years: float = float("nan"), label: object = None,
+                    span: tuple[float, float] = (float("nan"), float("nan"))) -> int:
+    """Which of an age-group head's ``groups`` a face belongs to: the group its ``label`` names, else the one
+    holding its years, else the one holding its whole ``span`` (a bin or range of years); -1 where none does."""
+    if isinstance(label, str):
+        named = [i for i, (name, _, _) in enumerate(groups) if name.upper() == label.upper()]
+        if named:
+            return named[0]
+    low, high = (years, years) if not np.isnan(years) else span
+    for index, (_, first, last) in enumerate(groups):
+        if first <= min(low, AGE_MAX) and min(high, AGE_MAX) <= min(last, AGE_MAX):
+            return index
+    return -1
+
+
 def encode(values: Iterable[object], classes: Sequence[str]) -> list[int]:
     """Class indices of labels, -1 where the label is unknown: the form heads and metrics take.
 

@@ -37,7 +37,8 @@ def synthetic(faces: int = 96, seed: int = 0) -> tuple[np.ndarray, Targets]:
     x[:, :, :32] += 2 * gender[:, None, None]
     x[:, :, 32:64] += race[:, None, None]
     x[:, :, 64:96] += age[:, None, None] / 20
-    return x, Targets(gender, allowed, age, np.full((faces, 2), np.nan), np.zeros(faces, np.int64))
+    return x, Targets(gender, allowed, age, np.full((faces, 2), np.nan), np.zeros(faces, np.int64),
+                      np.full(faces, -1, np.int64))
 
 
 def heads_model() -> FaceModel:
@@ -61,7 +62,8 @@ def test_unknown_labels_are_masked_out_of_the_loss():
     outputs = _outputs(4)
     nan = float("nan")
     loss, parts = multitask_loss(outputs, torch.tensor([0, 1, 0, 1]), torch.zeros(4, 7, dtype=torch.bool),
-                                 torch.tensor([20.0, 30, nan, 40]), torch.full((4, 2), nan), TrainConfig(), {})
+                                 torch.tensor([20.0, 30, nan, 40]), torch.full((4, 2), nan), torch.full((4,), -1),
+                                 TrainConfig(), {})
     loss.backward()
     assert "race" not in parts and np.isfinite(float(loss.detach()))
     assert outputs["race"].grad is None or float(outputs["race"].grad.abs().sum()) == 0.0
@@ -79,7 +81,7 @@ def test_a_coarse_ethnicity_label_trains_the_sum_of_its_classes():
     outputs = _outputs(1)
     nan = float("nan")
     _, parts = multitask_loss(outputs, torch.tensor([-1]), torch.from_numpy(allowed[:1]), torch.tensor([nan]),
-                              torch.full((1, 2), nan), TrainConfig(), {})
+                              torch.full((1, 2), nan), torch.tensor([-1]), TrainConfig(), {})
     probs = torch.softmax(outputs["race"][0], 0)
     assert parts["race"] == pytest.approx(-float(torch.log(probs[3] + probs[4])), rel=1e-5)
 
@@ -87,7 +89,8 @@ def test_a_coarse_ethnicity_label_trains_the_sum_of_its_classes():
 def test_an_age_range_trains_the_mass_inside_it():
     outputs = _outputs(1)
     _, parts = multitask_loss(outputs, torch.tensor([-1]), torch.zeros(1, 7, dtype=torch.bool),
-                              torch.tensor([float("nan")]), torch.tensor([[20.0, 29.0]]), TrainConfig(), {})
+                              torch.tensor([float("nan")]), torch.tensor([[20.0, 29.0]]), torch.tensor([-1]),
+                              TrainConfig(), {})
     mass = torch.softmax(outputs["age"][0], 0)[20:30].sum()
     assert parts["age"] == pytest.approx(-float(torch.log(mass)), rel=1e-5)
 

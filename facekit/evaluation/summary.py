@@ -24,7 +24,7 @@ from facekit.evaluation.metrics import AgeMetrics, Calibration, ClassificationMe
 from facekit.rows import finite
 
 FORMAT = "facekit-evaluation/1"
-CLASS_HEADS = ("gender", "race", "race7")  # classification heads a summary may hold, in reading order
+CLASS_HEADS = ("gender", "race", "race7", "age_class")  # classification heads a summary may hold, in reading order
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ class EvaluationSummary:
     gender: Optional[ClassificationMetrics] = None
     race: Optional[ClassificationMetrics] = None
     race7: Optional[ClassificationMetrics] = None  # a 7-class head measured on 7-class labels
+    age_class: Optional[ClassificationMetrics] = None  # an age-group head measured on its own groups
     age_group: Optional[AgeGroupOrder] = None
     age: Optional[AgeMetrics] = None
     calibration: Mapping[str, Calibration] = field(default_factory=dict)  # by head: gender, race, race7, age_bin
@@ -140,7 +141,7 @@ class EvaluationSummary:
     command: Optional[str] = None  # the command that regenerates it
 
     def head(self, name: str) -> Optional[ClassificationMetrics | AgeMetrics]:
-        """A head's metrics by name: gender, race, race7, or age (whose classes are the age bins)."""
+        """A head's metrics by name: gender, race, race7, age_class, or age (whose classes are the age bins)."""
         return getattr(self, name) if name in (*CLASS_HEADS, "age") else None
 
     @property
@@ -240,12 +241,17 @@ class DatasetScores:
     age_mae: Optional[float]  # faces with years
     age_in_range: Optional[float]  # faces with a bin or group: expected age inside the range it allows
     age_coverage: Optional[float]  # faces with years: inside the 80% interval
+    age_group_accuracy: Optional[float] = None  # an age-group head: faces whose age falls in one of its groups
 
     def error(self) -> float:
-        """Errors of the heads this dataset labels, added; age MAE counts in decades."""
+        """Errors of the heads this dataset labels, added; age counts as its group error for an age-group
+        head, else as MAE in decades, else as the share outside the bin or range."""
+        if self.age_group_accuracy is not None and not np.isnan(self.age_group_accuracy):
+            age = 1 - self.age_group_accuracy
+        else:
+            age = self.age_mae / 10 if not np.isnan(self.age_mae) else 1 - self.age_in_range
         parts = [1 - self.gender_accuracy,
-                 1 - (self.race_accuracy if not np.isnan(self.race_accuracy) else self.race5_accuracy),
-                 self.age_mae / 10 if not np.isnan(self.age_mae) else 1 - self.age_in_range]
+                 1 - (self.race_accuracy if not np.isnan(self.race_accuracy) else self.race5_accuracy), age]
         return float(sum(p for p in parts if not np.isnan(p)))
 
     def to_dict(self) -> dict:

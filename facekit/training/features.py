@@ -62,7 +62,7 @@ class FeatureCache:
 def cache_key(archive: Path, config: ModelConfig, detector: DetectorSettings) -> str:
     stat = archive.stat()
     parts = {
-        "weights": weights_digest(config.backbone),
+        "weights": weights_digest(config.weights),
         "trainable_from": config.trainable_from,
         "crop": config.crop.to_dict(),
         "detector": detector.to_dict(),
@@ -110,7 +110,7 @@ def build_cache(
     finished = _finished_cache(folder, files)
     if finished is not None:
         return finished
-    model = FaceModel(config, backbone=load_backbone(config.backbone)).eval()
+    model = FaceModel(config, backbone=load_backbone(config.weights)).eval()
     with torch.inference_mode():
         probe = model.lower(torch.zeros(1, 3, config.crop.size, config.crop.size))
     activation_shape = tuple(probe.shape[1:])
@@ -185,32 +185,92 @@ def _finished_cache(folder: Path, files: list[str]) -> FeatureCache | None:
     return cache
 
 
-def _crop_batch(batch: list[tuple[str, bytes]], detector: FaceDetector, hints: dict[str, np.ndarray],
-                config: ModelConfig, log) -> tuple[list[np.ndarray], list[dict]]:
-    """Each readable image's face crop and its index row: the detected face matching the hint, else the
-    hinted box, else the whole image (an aligned chip)."""
+def _detect_batch(batch: list[tuple[str, bytes]], detector: FaceDetector | None, hints: dict[str, np.ndarray],
+                  log) -> list[tuple[object, dict]]:
+    """(image, index row) of each readable image: the detected face matching the hint, else the hinted
+    box, else none (the whole image is the face, an aligned chip); no detector: every image is a chip."""
     decoded = []
     for name, data in batch:
         try:
             decoded.append((name, load_image(data)))
         except ImageError as error:
             log(f"skipping unreadable {name}: {error}")
-    crops, rows = [], []
-    for (name, image), found in zip(decoded, detector.detect([image for _, image in decoded])):
+    found_faces = detector.detect([image for _, image in decoded]) if detector else [None] * len(decoded)
+    out = []
+    for (name, image), found in zip(decoded, found_faces):
         hint = hints.get(name)
-        pick = matching_face(found.boxes, hint)
+        pick = matching_face(found.boxes, hint) if found is not None else None
         if pick is not None:
-            crops.append(crop_face(image, found.boxes[pick], found.landmarks[pick], config.crop))
-            rows.append({"file": name, "detected": True, "det_score": float(found.scores[pick]),
-                         "box": found.boxes[pick].round(1).tolist(), "landmarks": found.landmarks[pick].round(1).tolist()})
-        elif hint is not None:
-            crops.append(crop_face(image, hint, None, config.crop))
-            rows.append({"file": name, "detected": False, "det_score": None, "box": hint.round(1).tolist(),
-                         "landmarks": None})
+            row = {"file": name, "detected": True, "det_score": float(found.scores[pick]),
+                   "box": found.boxes[pick].round(1).tolist(), "landmarks": found.landmarks[pick].round(1).tolist()}
         else:
+            row = {"file": name, "detected": False, "det_score": None,
+                   "box": hint.round(1).tolist() if hint is not None else None, "landmarks": None}
+        out.append((image, row))
+    return out
+
+
+def _crop_batch(batch: list[tuple[str, bytes]], detector: FaceDetector, hints: dict[str, np.ndarray],
+                config: ModelConfig, log) -> tuple[list[np.ndarray], list[dict]]:
+    """Each readable image's face crop and its index row (``_detect_batch``)."""
+    crops, rows = [], []
+    for image, row in _detect_batch(batch, detector, hints, log):
+        if row["box"] is None:
             crops.append(resize_chip(image, config.crop))
-            rows.append({"file": name, "detected": False, "det_score": None, "box": None, "landmarks": None})
+        else:
+            landmarks = None if row["landmarks"] is None else np.array(row["landmarks"])
+            crops.append(crop_face(image, np.array(row["box"]), landmarks, config.crop))
+        rows.append(row)
     return crops, rows
+
+
+def build_index(
+    source: Path,
+    files: list[str],
+    images: Iterator[tuple[str, bytes]],
+    detect: bool = True,
+    hints: dict[str, np.ndarray] | None = None,
+    log=print,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """Where each face is, without any network: the feature cache's ``index.csv`` alone (file, detected,
+    det_score, box, landmarks), for runs that crop their faces from the images each step. With ``detect``
+    False every image is taken as the face itself (a dataset of aligned chips). Cached and resumable
+    like the feature cache, under a key of the source (path, size, time), the detector settings and ``detect``."""
+    hints = hints or {}
+    stat = source.stat()
+    key = hashlib.sha256(json.dumps({"detector": CACHE_DETECTOR.to_dict() if detect else None,
+                                     "source": [str(source.resolve()), stat.st_size, stat.st_mtime_ns]}, sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_dir() / "detections" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    index_path, rows_path = folder / "index.csv", folder / "rows.jsonl"
+    if index_path.exists():
+        index = pd.read_csv(index_path)
+        if not set(files) - set(index["file"]):
+            return index.set_index("file").loc[files].reset_index()
+        index_path.unlink()  # made for fewer faces: the rows file resumes it
+    done = {json.loads(line)["file"] for line in rows_path.read_text().splitlines()} if rows_path.exists() else set()
+    wanted = set(files)
+    detector = FaceDetector(CACHE_DETECTOR) if detect else None
+    started, processed = time.time(), 0
+    pending = ((name, data) for name, data in images if name in wanted and name not in done)
+    with rows_path.open("a") as rows_file:
+        for batch in _batches(pending, batch_size):
+            for _, row in _detect_batch(batch, detector, hints, log):
+                rows_file.write(json.dumps(row) + "\n")
+                done.add(row["file"])
+            rows_file.flush()
+            processed += len(batch)
+            if detect:
+                rate = processed / (time.time() - started)
+                log(f"{len(done & wanted)}/{len(wanted)} faces located, {rate:.1f} faces/s")
+    rows = pd.DataFrame([json.loads(line) for line in rows_path.read_text().splitlines()])
+    missing = wanted - set(rows["file"])
+    if missing:
+        raise RuntimeError(f"{len(missing)} faces were not found in the image stream (or were unreadable), "
+                           f"e.g. {sorted(missing)[0]}")
+    rows.drop_duplicates("file", keep="last").to_csv(index_path, index=False)
+    return pd.read_csv(index_path).set_index("file").loc[files].reset_index()
 
 
 def table_images(frame: pd.DataFrame) -> Iterator[tuple[str, bytes]]:

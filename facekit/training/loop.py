@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from facekit.files import atomic_write
+from facekit.models.architectures import pretrained
 from facekit.models.model import FaceModel
 from facekit.training import checkpoint
 from facekit.training.history import CURVES_FILE, HISTORY_FILE
@@ -92,14 +93,17 @@ class WeightedDraws(Sampler[int]):
 
 class TrainableNet(nn.Module):
     """The part of ``FaceModel`` that training runs: the blocks from ``input_block`` ("" for
-    standardized images) to ``trainable_from``, frozen, then the trainable blocks and heads."""
+    standardized images) to ``trainable_from``, frozen, then the trainable blocks, the pooling and
+    the heads; it returns the heads' raw outputs (what the losses read)."""
 
     def __init__(self, model: FaceModel, input_block: str) -> None:
         super().__init__()
         self.model = model
         start = model.config.trainable_from
-        self.frozen = nn.ModuleList(model._blocks(input_block or None, start) if start else [])
-        self.trainable = nn.ModuleList(model._blocks(start, None) if start else [])
+        self.frozen = nn.ModuleList(model.block_modules(input_block or None, start) if start else [])
+        self.trainable = nn.ModuleList(model.block_modules(start, None) if start else [])
+        # Learnt weights keep their batch-norm statistics; a network trained from scratch learns its own.
+        self.keep_statistics = pretrained(model.config.weights)
         for p in model.backbone.parameters():
             p.requires_grad_(False)
         for p in self.trainable.parameters():
@@ -110,7 +114,9 @@ class TrainableNet(nn.Module):
 
     def train(self, mode: bool = True) -> "TrainableNet":
         super().train(mode)
-        self.model.backbone.eval()  # batch-norm statistics stay as pretrained (the blocks have no dropout)
+        self.frozen.eval()
+        if self.keep_statistics:
+            self.model.backbone.eval()  # batch-norm statistics stay as pretrained (the blocks have no dropout)
         return self
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -121,8 +127,12 @@ class TrainableNet(nn.Module):
                     x = block(x)
             for block in self.trainable:
                 x = block(x)
-            x = self.model.backbone.avgpool_1a(x).flatten(1)
+            x = self.model.pool(x)
         return self.model.heads(x)
+
+    def logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's common outputs (``MultiTaskHeads.logits``), as the predictor reads them."""
+        return self.model.heads.logits(self(x))
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -149,7 +159,7 @@ def view_logits(net: TrainableNet, dataset: Dataset, batch_size: int = 256) -> d
     out: dict[str, list[torch.Tensor]] = {head: [] for head in HEADS}
     with torch.inference_mode():
         for x, *_ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            logits = net(x.flatten(0, 1))
+            logits = net.logits(x.flatten(0, 1))
             for head in HEADS:
                 out[head].append(logits[head].unflatten(0, (-1, x.shape[1])))
     return {head: torch.cat(parts) for head, parts in out.items()}
@@ -164,7 +174,8 @@ def averaged_probs(logits: dict[str, torch.Tensor], temperature: torch.Tensor | 
 def evaluate(net: TrainableNet, dataset: Dataset, names: list[str],
              temperature: torch.Tensor | None = None) -> list[DatasetScores]:
     """Validation numbers per dataset for ``dataset`` (built with ``train=False``)."""
-    return dataset_scores(dataset.targets, averaged_probs(view_logits(net, dataset), temperature), names)
+    return dataset_scores(dataset.targets, averaged_probs(view_logits(net, dataset), temperature), names,
+                          net.model.config.age_groups)
 
 
 @dataclass
@@ -193,14 +204,15 @@ def train_one_epoch(trained: nn.Module, loader: DataLoader, optimizer, scheduler
 
     started = time.time() - state.seconds
     bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", disable=not _is_main(), leave=False)
-    for step, (x, gender, race, age, age_range) in enumerate(bar):
+    for step, (x, gender, race, age, age_range, age_class) in enumerate(bar):
         if config.stop_after_steps and step >= config.stop_after_steps and state.epoch == config.epochs - 1:
             break  # the last epoch cut short on purpose: the caller validates and saves
         if step < state.step:
             if step == state.step - 1 and rng is not None:
                 checkpoint.restore_rng(rng)
             continue
-        loss, parts = multitask_loss(trained(x), gender, race, age.float(), age_range.float(), config, class_weights)
+        loss, parts = multitask_loss(trained(x), gender, race, age.float(), age_range.float(), age_class, config,
+                                     class_weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

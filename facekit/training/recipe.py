@@ -5,7 +5,7 @@ of datasets (``datasets``), each read by any facekit reader and drawn with its o
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from facekit._extras import require
@@ -14,6 +14,8 @@ require("train")  # before the imports: a missing extra is one line, not a trace
 import yaml
 
 from facekit import labels
+from facekit.models.architectures import DEFAULT_BACKBONE, architecture, block_paths
+from facekit.models.model import ModelConfig
 from facekit.vision.align import CropSettings
 
 
@@ -50,8 +52,15 @@ class TrainConfig:
     datasets: list = field(default_factory=list)  # DatasetSpec entries: {data, weight, split}
     split: str = ""  # file,split CSV for ``data``; "" = its committed split
     out: str = "runs/facekit"
-    trainable_from: str = ""  # "" trains the heads on pooled features; else a block of UPPER_BLOCKS
+    backbone: str = DEFAULT_BACKBONE  # any of facekit.models.architectures; others than the default train from images
+    weights: str = ""  # "" = the backbone's default; "none", a torchvision weights name, or a .pth/.safetensors file
+    trainable_from: str = ""  # first block training changes; "" = heads only over cached features (default
+    # backbone), or the whole network (any other backbone)
     ethnicities: int = len(labels.RACE7)  # classes of the ethnicity head (7, or UTKFace's 5)
+    gender_head: str = "softmax"  # softmax: two classes, cross-entropy; sigmoid: one output, binary cross-entropy
+    age_head: str = "distribution"  # distribution (over years: distribution loss), regression (years: MSE),
+    # groups (age_groups: cross-entropy)
+    age_groups: list = field(default_factory=list)  # [label, first year, last year] per group, youngest first
     hidden: int = 512
     dropout: float = 0.3
     epochs: int = 30
@@ -77,7 +86,8 @@ class TrainConfig:
     init_from: str = ""  # a facekit checkpoint whose tensors (trained heads, fine-tuned blocks) start this run
     images: bool = False  # train on faces cropped and augmented each step (facekit.training.augment), not the cache
     augmentation: str = "standard"  # with images: "standard", or "real_photos" (small, JPEG'd, noisy, occluded faces)
-    crop_size: int = CropSettings().size  # pixels of the model's input; other than the default needs images
+    crop_size: int = 0  # pixels of the model's input; 0 = the backbone's default (a changed size needs images)
+    detect: bool = True  # False: every image is already the face (aligned chips such as Kaggle's 48x48), resized
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides) -> "TrainConfig":
@@ -101,3 +111,21 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def model_config(self) -> ModelConfig:
+        """The network this recipe trains, with the backbone's defaults filled in: a backbone that does not
+        start from the shipped face weights trains whole, from its first block, unless ``trainable_from`` says."""
+        spec = architecture(self.backbone)
+        model = ModelConfig(backbone=self.backbone, weights=self.weights or spec.default_weights,
+                            trainable_from=self.trainable_from, hidden=self.hidden, dropout=self.dropout,
+                            crop=CropSettings(size=self.crop_size or spec.input_size), ethnicities=self.ethnicities,
+                            gender_head=self.gender_head, age_head=self.age_head,
+                            age_groups=tuple(tuple(group) for group in self.age_groups))
+        if model.stores_backbone and not model.trainable_from:
+            model = replace(model, trainable_from=block_paths(self.backbone)[0][0])
+        return model
+
+    def from_images(self) -> bool:
+        """Whether faces are cropped from their images each step: asked for, or a backbone the feature cache
+        (of the shipped face weights) does not hold."""
+        return self.images or self.model_config().stores_backbone

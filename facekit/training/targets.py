@@ -6,7 +6,9 @@ Datasets label faces differently, so a face trains only the heads its labels all
   the 7 classes, a UTKFace "asian" allows East and Southeast Asian, "others" allows Latino
   and Middle Eastern; the loss maximises the probability of the set, so no label is wasted;
 - age as years (UTKFace: a distribution loss around the age), or as a range of years (FairFace's
-  bins, wider-dev's perceived groups: the loss maximises the age distribution's mass inside it).
+  bins, wider-dev's perceived groups: the loss maximises the age distribution's mass inside it);
+  a regression head learns from years only (MSE), an age-group head from the group a face's
+  years, range or group label falls in (cross-entropy).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from facekit import labels
+from facekit.models.model import AGE_CENTRE, AGE_SPREAD
 
 
 @dataclass
@@ -29,16 +32,20 @@ class Targets:
     age: np.ndarray  # (n,) years, NaN unknown
     age_range: np.ndarray  # (n, 2) lowest and highest year a bin or group allows, NaN unknown
     dataset: np.ndarray  # (n,) index into the run's dataset names
+    age_class: np.ndarray  # (n,) int: the age-group head's class, -1 unknown (or no such head)
+
+    FIELDS = ("gender", "race", "age", "age_range", "dataset", "age_class")
 
     def subset(self, rows: np.ndarray) -> "Targets":
-        return Targets(self.gender[rows], self.race[rows], self.age[rows], self.age_range[rows], self.dataset[rows])
+        return Targets(*(getattr(self, name)[rows] for name in self.FIELDS))
 
     def __len__(self) -> int:
         return len(self.gender)
 
     def item(self, k: int) -> tuple:
         """One face's targets as a data loader yields them (after the input)."""
-        return int(self.gender[k]), torch.from_numpy(self.race[k]), float(self.age[k]), torch.from_numpy(self.age_range[k])
+        return (int(self.gender[k]), torch.from_numpy(self.race[k]), float(self.age[k]),
+                torch.from_numpy(self.age_range[k]), int(self.age_class[k]))
 
     @property
     def race_known(self) -> np.ndarray:
@@ -51,8 +58,7 @@ class Targets:
 
     @staticmethod
     def concat(parts: list["Targets"]) -> "Targets":
-        return Targets(*(np.concatenate([getattr(p, name) for p in parts]) for name in
-                         ("gender", "race", "age", "age_range", "dataset")))
+        return Targets(*(np.concatenate([getattr(p, name) for p in parts]) for name in Targets.FIELDS))
 
 
 def race_sets(frame: pd.DataFrame, classes: tuple[str, ...]) -> np.ndarray:
@@ -84,20 +90,34 @@ def age_ranges(frame: pd.DataFrame) -> np.ndarray:
         if column not in frame:
             continue
         for row, value in enumerate(frame[column].astype(object)):
-            if not years_known[row] and isinstance(value, str) and np.isnan(ranges[row, 0]):
+            # A label of other groups (seed 003's YOUNG/MIDDLE/OLD) gives no range: an age-group head reads it by name.
+            if not years_known[row] and value in table and np.isnan(ranges[row, 0]):
                 ranges[row] = table[value]
     return ranges
 
 
-def table_targets(frame: pd.DataFrame, files: list[str], classes: tuple[str, ...], dataset: int = 0) -> Targets:
-    """Label arrays of a dataset table in the order of ``files`` (a feature cache's order)."""
+def age_classes(frame: pd.DataFrame, ranges: np.ndarray, groups: tuple[tuple[str, int, int], ...]) -> np.ndarray:
+    """(n,) each face's class of an age-group head (``labels.age_group_index``), -1 where none holds it."""
+    named = frame["age_group"].astype(object) if "age_group" in frame else [None] * len(frame)
+    if not groups:
+        return np.full(len(frame), -1, np.int64)
+    return np.array([labels.age_group_index(groups, years, label, tuple(span))
+                     for years, label, span in zip(frame["age"].to_numpy(np.float64), named, ranges)], np.int64)
+
+
+def table_targets(frame: pd.DataFrame, files: list[str], classes: tuple[str, ...], dataset: int = 0,
+                  age_groups: tuple[tuple[str, int, int], ...] = ()) -> Targets:
+    """Label arrays of a dataset table in the order of ``files`` (a feature cache's order); ``age_groups``
+    are an age-group head's groups."""
     indexed = frame.drop_duplicates("file").set_index("file").loc[files].reset_index()
+    ranges = age_ranges(indexed)
     return Targets(
         gender=np.array(labels.encode(indexed["gender"], labels.GENDERS), np.int64),
         race=race_sets(indexed, classes),
         age=indexed["age"].to_numpy(np.float64),
-        age_range=age_ranges(indexed),
+        age_range=ranges,
         dataset=np.full(len(indexed), dataset, np.int64),
+        age_class=age_classes(indexed, ranges, age_groups),
     )
 
 
@@ -120,19 +140,25 @@ def multitask_loss(
     race: torch.Tensor,
     age: torch.Tensor,
     age_range: torch.Tensor,
+    age_class: torch.Tensor,
     config,
     class_weights: dict[str, torch.Tensor | None],
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Each head's loss over the faces that label it, weighted by ``config.loss_weights``.
 
-    Gender: cross-entropy (with ``config.label_smoothing``). Ethnicity: the set loss, mixed
-    with the mean negative log-probability over all classes for label smoothing. Age: years
-    give the distribution loss + ``age_l1_weight`` x |expected - true|; ranges give -log of
-    the mass inside the range.
+    ``outputs`` are the heads' raw outputs (``MultiTaskHeads.forward``). Gender: cross-entropy,
+    or binary cross-entropy for a sigmoid head (with ``config.label_smoothing``). Ethnicity: the
+    set loss, mixed with the mean negative log-probability over all classes for label smoothing.
+    Age: see ``age_loss``.
     """
     parts: dict[str, torch.Tensor] = {}
     known = gender >= 0
-    if known.any():
+    if known.any() and config.gender_head == "sigmoid":
+        target = gender[known].float() * (1 - config.label_smoothing) + config.label_smoothing / 2
+        weight = class_weights.get("gender")
+        parts["gender"] = F.binary_cross_entropy_with_logits(
+            outputs["gender"][known, 0], target, weight=None if weight is None else weight[gender[known]])
+    elif known.any():
         parts["gender"] = F.cross_entropy(outputs["gender"][known], gender[known], weight=class_weights.get("gender"),
                                           label_smoothing=config.label_smoothing)
     known = race.any(1)
@@ -143,8 +169,31 @@ def multitask_loss(
             uniform = -F.log_softmax(logits, 1).mean()
             loss = (1 - config.label_smoothing) * loss + config.label_smoothing * uniform
         parts["race"] = loss
+    age_part = age_loss(outputs["age"], age, age_range, age_class, config)
+    if age_part is not None:
+        parts["age"] = age_part
+    total = sum(config.loss_weights.get(head, 1.0) * value for head, value in parts.items())
+    return total, {head: float(value.detach()) for head, value in parts.items()}
+
+
+def age_loss(raw: torch.Tensor, age: torch.Tensor, age_range: torch.Tensor, age_class: torch.Tensor,
+             config) -> torch.Tensor | None:
+    """The age head's loss over the faces that label it, None where none does.
+
+    Distribution head: years give the distribution loss + ``age_l1_weight`` x |expected - true|,
+    ranges give -log of the mass inside the range. Regression head: mean squared error of the
+    years, in units of ``AGE_SPREAD``. Group head: cross-entropy of the group.
+    """
+    if config.age_head == "regression":
+        years = ~torch.isnan(age)
+        if not years.any():
+            return None
+        return F.mse_loss(raw[years, 0], (age[years] - AGE_CENTRE) / AGE_SPREAD)
+    if config.age_head == "groups":
+        known = age_class >= 0
+        return F.cross_entropy(raw[known], age_class[known]) if known.any() else None
     age_parts = []
-    log_probs = F.log_softmax(outputs["age"], 1)
+    log_probs = F.log_softmax(raw, 1)
     years = ~torch.isnan(age)
     if years.any():
         distribution = -(age_targets(age[years], config.age_sigma) * log_probs[years]).sum(1)
@@ -155,10 +204,7 @@ def multitask_loss(
         grid = torch.arange(labels.AGE_CLASSES, dtype=torch.float32)[None]
         inside = (grid >= age_range[ranged, :1]) & (grid <= age_range[ranged, 1:])
         age_parts.append(-torch.logsumexp(log_probs[ranged].masked_fill(~inside, float("-inf")), 1))
-    if age_parts:
-        parts["age"] = torch.cat(age_parts).mean()
-    total = sum(config.loss_weights.get(head, 1.0) * value for head, value in parts.items())
-    return total, {head: float(value.detach()) for head, value in parts.items()}
+    return torch.cat(age_parts).mean() if age_parts else None
 
 
 def balanced_weights(target: np.ndarray, classes: int) -> torch.Tensor:

@@ -22,12 +22,16 @@ def _race5(targets: Targets, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return truth, predicted.argmax(1)
 
 
-def dataset_scores(targets: Targets, probs: dict[str, np.ndarray], names: list[str]) -> list[DatasetScores]:
-    """Validation numbers per dataset of ``names`` (indexed by ``targets.dataset``)."""
+def dataset_scores(targets: Targets, probs: dict[str, np.ndarray], names: list[str],
+                   age_groups: tuple = ()) -> list[DatasetScores]:
+    """Validation numbers per dataset of ``names`` (indexed by ``targets.dataset``); ``age_groups``, an
+    age-group head's groups, add the accuracy of the group."""
     point = age_point_and_interval(probs["age"])
     race5_true, race5_pred = _race5(targets, probs["race"])
     inside = (point[:, 0] >= targets.age_range[:, 0]) & (point[:, 0] <= targets.age_range[:, 1] + 1)
     ranged = ~np.isnan(targets.age_range[:, 0])
+    group_pred = (labels.age_group_probs(probs["age"], age_groups).argmax(1) if age_groups
+                  else np.full(len(targets), -1))
     scores = []
     for index, name in enumerate(names):
         rows = targets.dataset == index
@@ -43,6 +47,7 @@ def dataset_scores(targets: Targets, probs: dict[str, np.ndarray], names: list[s
             age_mae=mean_absolute_error(targets.age[rows], point[rows, 0]),
             age_in_range=float(inside[has_range].mean()) if has_range.any() else float("nan"),
             age_coverage=interval_coverage(targets.age[rows], point[rows, 1], point[rows, 2]),
+            age_group_accuracy=accuracy(targets.age_class[rows], group_pred[rows]) if age_groups else float("nan"),
         ))
     return scores
 
