@@ -37,7 +37,8 @@ OWN_NAME = "your photos"
 T = TypeVar("T")
 NOTHING = "Nothing"
 GALLERY = 12
-HEADS = {"Gender": "gender", "Ethnicity": "race", "Ethnicity (7)": "race7", "Age": "age"}
+HEADS = {"Gender": "gender", "Ethnicity": "race", "Ethnicity (7)": "race7", "Age": "age",
+         "Age groups (the model's own)": "age_class"}
 
 REPORTS = committed_reports(first=DEFAULT_MODEL.stem)  # the default model's reports lead
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,7 +81,7 @@ def select_faces(data: Optional[os.PathLike | str], split: str = "test", limit: 
     frame = frame[frame["image"].notna()]
     if frame.empty:
         raise DatasetError(f"{path}: no images to evaluate (labels only?)")
-    if not frame[["gender", "race", "age", "age_bin"]].notna().any().any():
+    if not frame[[c for c in ("gender", "race", "age", "age_bin", "age_group") if c in frame]].notna().any().any():
         raise DatasetError(f"{path}: no labels to evaluate against")
     if limit is not None and limit < len(frame):
         frame = frame.sample(n=limit, random_state=seed).sort_index()
@@ -121,8 +121,9 @@ def image_reference(row: pd.Series | dict, dataset: DatasetInfo) -> str:
     return str(base / ref)
 
 
-def _probability_rows(probs: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Per-face prediction columns from head probabilities; the age point, interval and bin as the Predictor reads them."""
+def _probability_rows(probs: dict[str, np.ndarray], age_groups: Sequence[tuple[str, int, int]] = ()) -> pd.DataFrame:
+    """Per-face prediction columns from head probabilities; the age point, interval and bin as the Predictor reads
+    them, and the class of a model with an age-group head (``age_class``, its ``age_groups``)."""
     summary = metrics.age_point_and_interval(probs["age"])
     bins = np.array([list(labels.age_bin_probs(p).values()) for p in probs["age"]]).reshape(-1, len(labels.AGE_BIN_LABELS))
     heads = [("gender", labels.GENDERS, probs["gender"]), ("race", labels.RACES, probs["race"]),
@@ -136,6 +137,11 @@ def _probability_rows(probs: dict[str, np.ndarray]) -> pd.DataFrame:
     if "race7" in probs:
         columns["race7_pred"] = [labels.RACE7[i] for i in probs["race7"].argmax(1)]
         heads.append(("race7", labels.RACE7, probs["race7"]))
+    if age_groups:
+        group_probs = labels.age_group_probs(probs["age"], age_groups)
+        names = tuple(name for name, _, _ in age_groups)
+        columns["age_class_pred"] = [names[i] for i in group_probs.argmax(1)]
+        heads.append(("age_class", names, group_probs))
     for head, classes, values in heads:
         for i, name in enumerate(classes):
             columns[f"p_{head}_{name}"] = values[:, i].round(5)
@@ -154,6 +160,7 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
         raise ValueError(f"crop must be one of {', '.join(CROPS)}, not {crop!r}")
     parts = []
     started = time.time()
+    age_groups = predictor.model.config.age_groups
     boxes = labelled_boxes(frame)  # a face cut from a crowd: the labelled one, not the largest
     for start in range(0, len(frame), batch_size):
         chunk = frame.iloc[start:start + batch_size]
@@ -168,8 +175,13 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
         for column in ("gender", "race", "age", "age_bin", *EXTRA_TRUE):
             if column in chunk:
                 rows[f"{column}_true"] = chunk[column].astype(object).to_numpy()
+        if "age_group_true" in rows:  # perceived groups only; another scheme's (seed 003's) is read as age_class
+            rows["age_group_true"] = rows["age_group_true"].where(rows["age_group_true"].isin(labels.AGE_GROUP_LABELS))
+        if age_groups:
+            rows["age_class_true"] = age_class_truth(chunk, age_groups)
         if used:
-            predicted = _probability_rows({head: np.stack(values) for head, values in probs.items() if values})
+            predicted = _probability_rows({head: np.stack(values) for head, values in probs.items() if values},
+                                          age_groups)
             predicted.index = used
             rows = rows.join(predicted)
         parts.append(rows)
@@ -178,6 +190,18 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
         log(f"{done}/{len(frame)} images, {rate:.1f}/s")
         progress(done, len(frame))
     return pd.concat(parts, ignore_index=True)
+
+
+def age_class_truth(frame: pd.DataFrame, groups: Sequence[tuple[str, int, int]]) -> list[Optional[str]]:
+    """Each face's true class of a model's age groups: from its group label, years or age bin; None where unknown."""
+    bins = {label: (low, high) for label, low, high in labels.AGE_BINS}
+    nan = (float("nan"), float("nan"))
+    ages = pd.to_numeric(frame["age"], errors="coerce") if "age" in frame else pd.Series(np.nan, index=frame.index)
+    named = frame["age_group"] if "age_group" in frame else pd.Series(None, index=frame.index, dtype=object)
+    binned = frame["age_bin"] if "age_bin" in frame else pd.Series(None, index=frame.index, dtype=object)
+    indices = [labels.age_group_index(groups, float(years), label, bins.get(bin_label, nan))
+               for years, label, bin_label in zip(ages, named.astype(object), binned.astype(object))]
+    return [groups[i][0] if i >= 0 else None for i in indices]
 
 
 def _read_images(refs: Iterable[str]) -> tuple[list[Optional[bytes]], list[str]]:
@@ -326,6 +350,10 @@ def summarize(predictions: pd.DataFrame, *, model: ModelInfo, dataset: DatasetIn
     if "race7_true" in faces and "race7_pred" in faces:
         probs["race7"] = faces[[f"p_race7_{c}" for c in labels.RACE7]].to_numpy(float)
         truths["race7"] = (np.array(labels.encode(faces["race7_true"], labels.RACE7), np.int64), labels.RACE7)
+    if "age_class_true" in faces and "age_class_pred" in faces:
+        classes = tuple(c.removeprefix("p_age_class_") for c in faces.columns if c.startswith("p_age_class_"))
+        probs["age_class"] = faces[[f"p_age_class_{c}" for c in classes]].to_numpy(float)
+        truths["age_class"] = (np.array(labels.encode(faces["age_class_true"], classes), np.int64), classes)
     for head, (truth, classes) in truths.items():
         if (truth >= 0).any():
             calibration[head] = metrics.calibration(truth, probs[head])

@@ -43,7 +43,7 @@ FEATURE_NAMES = {"all": "all faces", "gender": "gender", "race": "ethnicity", "r
                  "skin": "skin tone", "age_group": "perceived age group", "face_size": "face size",
                  "age_bin": "age group", "race_gender": "ethnicity × gender"}
 HEAD_NAMES = {"gender": "gender", "race": "ethnicity", "race7": "ethnicity (7 classes)", "age": "age group",
-              "age_bin": "age group"}
+              "age_bin": "age group", "age_class": "the model's age groups"}
 # The group features the card breaks the key metrics down by, when the dataset has them.
 CARD_FEATURES = ("race", "race7", "gender", "age_bin", "skin", "age_group", "face_size")
 # The per-group views the report and the card show, in order.
@@ -247,7 +247,7 @@ def report_markdown(summary: EvaluationSummary) -> str:
     lines += [f"- note: {note}" for note in summary.notes]
     lines += ["", "Figures: `report.html` beside this file.", "", "## Headline (all faces, 95% bootstrap CI)", "",
               _markdown(headline_table(summary)), "", ECE_NOTE]
-    for head in ("gender", "race", "race7", "age"):
+    for head in ("gender", "race", "race7", "age_class", "age"):
         if summary.head(head) is not None:
             lines += ["", f"## Per class: {HEAD_NAMES[head]}", "", _markdown(_percent_table(per_class_table(summary, head)))]
     if summary.age_group is not None:
@@ -282,7 +282,7 @@ def report_figures(summary: EvaluationSummary) -> list:
     from facekit import viz
 
     figures = []
-    for head in ("gender", "race", "race7", "age"):
+    for head in ("gender", "race", "race7", "age_class", "age"):
         if summary.head(head) is not None:
             figures.append(viz.confusion_heatmap(summary.head(head).confusion_matrix, normalize=True,
                                                  title=f"Confusion matrix: {HEAD_NAMES[head]} (row-normalized)"))
