@@ -419,6 +419,32 @@ def data_kaggle_csv(
     typer.echo(f"{out}: {written:,} faces of the {split} split ({left_out:,} without an image or a label left out)")
 
 
+@data_app.command("seed003-folder")
+def data_seed003_folder(
+    out: Path = typer.Option(..., "--out", help="The faces/ folder to write (labels.csv and final_files/)."),
+    source: Optional[Path] = typer.Option(None, "--source", help="UTKFace archive or folder (default: the located one)."),
+    split: str = typer.Option("train", "--split", help="train, val, test (the committed split) or all."),
+) -> None:
+    """Write UTKFace faces in seed 003's layout, each age as its group: YOUNG < 30 <= MIDDLE < 60 <= OLD."""
+    from facekit.data import DatasetError, load_split
+    from facekit.data.writers import split_part, write_seed003_faces
+
+    if split not in ("train", "val", "test", "all"):
+        fail(f"--split must be train, val, test or all, not {split!r}")
+    path = _utkface_source(source)
+    check_outputs([path], out)
+    table = _read_dataset(path)
+    try:
+        table = table if split == "all" else split_part(load_split(table), split)
+    except DatasetError as error:
+        fail(f"{error} (--split all writes every face without the committed split)")
+    try:
+        written, left_out = write_seed003_faces(table, out, log=lambda line: typer.echo(line, err=True))
+    except OSError as error:
+        fail(f"could not write {out}: {error}")
+    typer.echo(f"{out}: {written:,} faces of the {split} split ({left_out:,} without an image or an age left out)")
+
+
 @data_app.command("index")
 def data_index(
     name: str = typer.Argument(..., help="utkface or fairface"),

@@ -35,22 +35,26 @@ def make_split(
     min_stratum: int = MIN_STRATUM,
     together: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """``file,split`` stratified by gender x ethnicity x age bin, 80/10/10, sorted by file.
+    """``file,split`` stratified by gender x ethnicity x age bin (x age group), 80/10/10, sorted by file.
 
-    Ethnicity is the 7-class ``race7`` where the table has it, else ``race``. Strata smaller
-    than ``min_stratum`` are pooled within their gender x ethnicity (then within their gender)
-    so rare groups, e.g. old faces of small ethnicities, still reach val and test. Faces with
-    no ethnicity go to train: they cannot be scored per group. ``together`` (columns
-    ``file_a, file_b``, e.g. FairFace's near-duplicate pairs) puts each ``file_b`` on its
-    ``file_a``'s side, so one photo never sits on both sides.
+    Only the labels the table has at all stratify it (a seed-003 folder labels age groups
+    alone). Ethnicity is the 7-class ``race7`` where the table has it, else ``race``. Strata
+    smaller than ``min_stratum`` are pooled within their gender x ethnicity (then within their
+    gender) so rare groups, e.g. old faces of small ethnicities, still reach val and test. Faces
+    missing one of those labels go to train: they cannot be scored per group. ``together``
+    (columns ``file_a, file_b``, e.g. FairFace's near-duplicate pairs) puts each ``file_b`` on
+    its ``file_a``'s side, so one photo never sits on both sides.
     """
     race_column = "race7" if "race7" in table.frame and table.frame["race7"].notna().any() else "race"
-    frame = table.frame[["file", "gender", race_column, "age_bin"]].rename(columns={race_column: "race"})
-    frame = frame.sort_values("file").reset_index(drop=True)
-    known = frame[["gender", "race", "age_bin"]].notna().all(axis=1)
-    gender, race, age_bin = (frame[column].astype(str) for column in ("gender", "race", "age_bin"))
-    key = gender + "|" + race + "|" + age_bin
-    for coarser in (gender + "|" + race + "|*", gender + "|*|*"):
+    frame = table.frame.rename(columns={race_column: "race"})
+    strata = [c for c in ("gender", "race", "age_bin", "age_group") if c in frame and frame[c].notna().any()]
+    frame = frame[["file", *strata]].sort_values("file").reset_index(drop=True)
+    known = frame[strata].notna().all(axis=1) if strata else pd.Series(False, index=frame.index)
+    parts = [frame[column].astype(str) for column in strata]
+    key = parts[0].str.cat(parts[1:], sep="|") if parts else pd.Series("", index=frame.index)
+    for kept in range(len(parts) - 1, 0, -1):  # pool small strata: drop the last labels one by one
+        coarser = parts[0].str.cat([*parts[1:kept], *[pd.Series("*", index=frame.index)] * (len(parts) - kept)],
+                                   sep="|")
         sizes = key.map(key[known].value_counts())
         key = key.where(sizes >= min_stratum, coarser)
     rng = np.random.default_rng(seed)

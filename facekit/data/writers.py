@@ -2,7 +2,9 @@
 
 ``write_kaggle_age_gender`` writes Kaggle's ``age_gender.csv`` layout (the 48x48 greyscale pixel
 strings seed 002 trains on, itself UTKFace resized): age, ethnicity and gender as UTKFace's codes,
-the file name, and 2,304 space-separated grey values per face.
+the file name, and 2,304 space-separated grey values per face. ``write_seed003_faces`` writes
+seed 003's ``faces/`` folder: ``labels.csv`` (``ID,Class`` with an age group per face) beside the
+images in ``final_files/``.
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from PIL import Image
 from facekit import labels
 from facekit.data.images import read_image_bytes
 from facekit.data.kaggle import COLUMNS, SIDE
+from facekit.data.seed003 import IMAGE_FOLDER, LABELS_CSV
 from facekit.data.table import DatasetTable
-from facekit.files import atomic_write
+from facekit.files import atomic_write, staged_folder
 from facekit.vision.io import ImageError, load_image
 
 
@@ -62,3 +65,42 @@ def split_part(table: DatasetTable, split: str) -> DatasetTable:
     if split == "all":
         return table
     return replace(table, frame=table.frame[table.frame["split"].astype(object) == split].reset_index(drop=True))
+
+
+# Seed 003's three classes, in years: YOUNG < 30 <= MIDDLE < 60 <= OLD.
+SEED003_GROUPS: tuple[tuple[str, int, int], ...] = (("YOUNG", 0, 29), ("MIDDLE", 30, 59),
+                                                     ("OLD", 60, labels.MAX_AGE_YEARS))
+
+
+def write_seed003_faces(table: DatasetTable, folder: os.PathLike | str,
+                        groups: tuple[tuple[str, int, int], ...] = SEED003_GROUPS,
+                        log: Callable[[str], None] = lambda _: None) -> tuple[int, int]:
+    """Write every face of ``table`` with an image and an age as seed 003's ``faces/`` folder, the age as
+    its group's class; returns (faces written, faces left out). The folder's files appear whole or not at all."""
+    frame = table.frame
+    usable = frame["image"].notna() & frame["age"].notna()
+    written, skipped = [], int((~usable).sum())
+    with staged_folder(folder) as staging:
+        images = staging / IMAGE_FOLDER
+        images.mkdir()
+        for number, row in enumerate(frame[usable].itertuples(index=False), start=1):
+            group = next((label for label, low, high in groups if low <= row.age <= high), None)
+            if group is None:
+                skipped += 1
+                continue
+            try:
+                data = read_image_bytes(row.image)
+            except ImageError as error:
+                log(f"{row.file}: {error}: left out")
+                skipped += 1
+                continue
+            name = Path(row.file).name
+            (images / name).write_bytes(data)
+            written.append((name, group))
+            if number % 2000 == 0:
+                log(f"{number:,} faces")
+        with (staging / LABELS_CSV).open("w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(("ID", "Class"))
+            writer.writerows(written)
+    return len(written), skipped
