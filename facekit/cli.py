@@ -391,20 +391,13 @@ def data_split(
     typer.echo(f"{path}: " + ", ".join(f"{name} {counts.get(name, 0):,}" for name in ("train", "val", "test")))
 
 
-@data_app.command("kaggle-csv")
-def data_kaggle_csv(
-    out: Path = typer.Option(..., "--out", help="The CSV to write, e.g. age_gender.csv."),
-    source: Optional[Path] = typer.Option(None, "--source", help="UTKFace archive or folder (default: the located one)."),
-    split: str = typer.Option("train", "--split", help="train, val, test (the committed split) or all."),
-) -> None:
-    """Write UTKFace faces in Kaggle's age_gender.csv layout (48x48 greyscale pixel strings), as seed 002 reads."""
-    from facekit.data import load_split
-    from facekit.data.writers import split_part, write_kaggle_age_gender
+def _write_utkface_as(writer, out: Path, source: Optional[Path], split: str, left_out_reason: str) -> None:
+    """One UTKFace split written by ``writer(table, out, log)`` in a seed project's layout, with one-line errors."""
+    from facekit.data import DatasetError, load_split
+    from facekit.data.writers import split_part
 
     if split not in ("train", "val", "test", "all"):
         fail(f"--split must be train, val, test or all, not {split!r}")
-    from facekit.data import DatasetError
-
     path = _utkface_source(source)
     check_outputs([path], out)
     table = _read_dataset(path)
@@ -413,10 +406,22 @@ def data_kaggle_csv(
     except DatasetError as error:
         fail(f"{error} (--split all writes every face without the committed split)")
     try:
-        written, left_out = write_kaggle_age_gender(table, out, log=lambda line: typer.echo(line, err=True))
+        written, left_out = writer(table, out, log=lambda line: typer.echo(line, err=True))
     except OSError as error:
         fail(f"could not write {out}: {error}")
-    typer.echo(f"{out}: {written:,} faces of the {split} split ({left_out:,} without an image or a label left out)")
+    typer.echo(f"{out}: {written:,} faces of the {split} split ({left_out:,} {left_out_reason} left out)")
+
+
+@data_app.command("kaggle-csv")
+def data_kaggle_csv(
+    out: Path = typer.Option(..., "--out", help="The CSV to write, e.g. age_gender.csv."),
+    source: Optional[Path] = typer.Option(None, "--source", help="UTKFace archive or folder (default: the located one)."),
+    split: str = typer.Option("train", "--split", help="train, val, test (the committed split) or all."),
+) -> None:
+    """Write UTKFace faces in Kaggle's age_gender.csv layout (48x48 greyscale pixel strings), as seed 002 reads."""
+    from facekit.data.writers import write_kaggle_age_gender
+
+    _write_utkface_as(write_kaggle_age_gender, out, source, split, "without an image or a label")
 
 
 @data_app.command("seed003-folder")
@@ -426,23 +431,9 @@ def data_seed003_folder(
     split: str = typer.Option("train", "--split", help="train, val, test (the committed split) or all."),
 ) -> None:
     """Write UTKFace faces in seed 003's layout, each age as its group: YOUNG < 30 <= MIDDLE < 60 <= OLD."""
-    from facekit.data import DatasetError, load_split
-    from facekit.data.writers import split_part, write_seed003_faces
+    from facekit.data.writers import write_seed003_faces
 
-    if split not in ("train", "val", "test", "all"):
-        fail(f"--split must be train, val, test or all, not {split!r}")
-    path = _utkface_source(source)
-    check_outputs([path], out)
-    table = _read_dataset(path)
-    try:
-        table = table if split == "all" else split_part(load_split(table), split)
-    except DatasetError as error:
-        fail(f"{error} (--split all writes every face without the committed split)")
-    try:
-        written, left_out = write_seed003_faces(table, out, log=lambda line: typer.echo(line, err=True))
-    except OSError as error:
-        fail(f"could not write {out}: {error}")
-    typer.echo(f"{out}: {written:,} faces of the {split} split ({left_out:,} without an image or an age left out)")
+    _write_utkface_as(write_seed003_faces, out, source, split, "without an image or an age")
 
 
 @data_app.command("index")
