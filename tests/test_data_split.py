@@ -59,6 +59,16 @@ def test_tiny_strata_are_pooled_so_they_still_reach_val_and_test() -> None:
     assert {"val", "test"} <= set(split[table.frame.loc[rare, "file"]])
 
 
+def test_a_table_labelled_with_age_groups_alone_is_split_by_them() -> None:
+    """Seed 003's layout: no gender, ethnicity or years, only a group per face."""
+    groups = np.random.default_rng(0).choice(["YOUNG", "MIDDLE", "OLD"], size=600, p=[0.6, 0.3, 0.1])
+    frame = pd.DataFrame({"file": [f"{i}.jpg" for i in range(600)], "age_group": groups})
+    table = make_table(frame, "seed003", "synthetic", [])
+    joined = table.frame.merge(make_split(table), on="file")
+    by_group = pd.crosstab(joined["age_group"], joined["split"], normalize="index")
+    assert (by_group["val"] - 0.1).abs().max() < 0.02 and (by_group["test"] - 0.1).abs().max() < 0.02
+
+
 def test_write_split_refuses_to_overwrite(tmp_path: Path) -> None:
     path = write_split(make_split(synthetic_table(200)), tmp_path / "split.csv")
     with pytest.raises(FileExistsError):

@@ -95,6 +95,31 @@ def test_an_age_range_trains_the_mass_inside_it():
     assert parts["age"] == pytest.approx(-float(torch.log(mass)), rel=1e-5)
 
 
+def test_seed002_heads_learn_by_binary_cross_entropy_and_squared_error_of_the_years():
+    torch.manual_seed(0)
+    z, years = torch.randn(3, 1), torch.randn(3, 1)
+    outputs = {"gender": z, "race": torch.randn(3, 5), "age": years}
+    nan = float("nan")
+    config = TrainConfig(gender_head="sigmoid", age_head="regression")
+    _, parts = multitask_loss(outputs, torch.tensor([1, 0, -1]), torch.zeros(3, 5, dtype=torch.bool),
+                              torch.tensor([35.0, 75.0, nan]), torch.full((3, 2), nan), torch.full((3,), -1),
+                              config, {})
+    expected_bce = -(np.log(torch.sigmoid(z[0, 0]).item()) + np.log(1 - torch.sigmoid(z[1, 0]).item())) / 2
+    assert parts["gender"] == pytest.approx(expected_bce, rel=1e-5)
+    # years are learnt in units of AGE_SPREAD around AGE_CENTRE; the face without an age is left out
+    assert parts["age"] == pytest.approx(((years[0, 0].item() - 0) ** 2 + (years[1, 0].item() - 2) ** 2) / 2, rel=1e-5)
+
+
+def test_an_age_group_head_learns_by_cross_entropy_of_the_group_and_skips_faces_without_one():
+    outputs = {"gender": torch.zeros(2, 2), "race": torch.zeros(2, 5), "age": torch.tensor([[2.0, 0.0, 0.0],
+                                                                                          [0.0, 0.0, 0.0]])}
+    nan = float("nan")
+    config = TrainConfig(age_head="groups", age_groups=[["YOUNG", 0, 29], ["MIDDLE", 30, 59], ["OLD", 60, 130]])
+    _, parts = multitask_loss(outputs, torch.tensor([-1, -1]), torch.zeros(2, 5, dtype=torch.bool),
+                              torch.tensor([nan, nan]), torch.full((2, 2), nan), torch.tensor([0, -1]), config, {})
+    assert parts["age"] == pytest.approx(-float(torch.log_softmax(torch.tensor([2.0, 0.0, 0.0]), 0)[0]), rel=1e-5)
+
+
 def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_one(tmp_path):
     checkpoint.save_last(tmp_path, {"state": 1})
     checkpoint.save_last(tmp_path, {"state": 2})
