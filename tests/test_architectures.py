@@ -1,6 +1,6 @@
 """Every backbone behind one interface, end to end on real data: trained a few steps from random
 initialisation on real UTKFace faces by the training loop, saved, loaded, predicting and explaining a
-real photo, and exported to ONNX with the same outputs."""
+real photo, exported to ONNX with the same outputs and quantized to int8 with nearly the same."""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,7 @@ from conftest import ASTRONAUT_FACE, CLI, REPO, box_iou, write_small_utkface
 
 from facekit.explain import Explainer
 from facekit.models.architectures import ARCHITECTURES, NO_WEIGHTS, WeightsMissing, build_backbone
+from facekit.models.export import calibrate_int8, int8_ranges_path
 from facekit.models.model import FaceModel, ModelConfig, load_checkpoint, to_batch
 from facekit.predict import Predictor
 from facekit.training.recipe import TrainConfig
@@ -75,6 +76,10 @@ def test_every_backbone_trains_saves_loads_predicts_explains_and_exports(name, s
         ours, theirs = getattr(face, head), getattr(exported, head)
         assert max(abs(ours[k] - theirs[k]) for k in ours) < 1e-4
     assert exported.age == pytest.approx(face.age, abs=0.05)
+
+    calibrate_int8(first, [crops], int8_ranges_path(path))  # ranges from real crops, as `facekit quantize` does
+    quantized = Predictor(path, engine="int8").predict(astronaut).faces[0]
+    assert max(abs(quantized.gender_probs[k] - face.gender_probs[k]) for k in face.gender_probs) < 0.05
 
 
 def test_torchvision_weights_by_name_fail_in_one_line_without_internet(monkeypatch):
