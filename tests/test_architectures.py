@@ -179,3 +179,4 @@ def test_seed003_recipe_trains_age_groups_on_a_faces_folder_and_evaluate_scores_
     assert {c["label"]: c["support"] for c in groups["per_class"]} == {k: support.get(k, 0) for k in
                                                                       ("YOUNG", "MIDDLE", "OLD")}
     assert "gender" not in summary  # the folder labels age groups only
+    assert "accuracy on the model's age groups" in evaluated.stdout  # the headline, with its interval

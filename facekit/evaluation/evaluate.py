@@ -374,7 +374,8 @@ def summarize(predictions: pd.DataFrame, *, model: ModelInfo, dataset: DatasetIn
                  if "age_group_true" in faces else None)
     groups = metrics.group_metrics(
         metrics.head_group_metrics(gender, probs["gender"], race, probs["race"], age, age_pred, low, high, bins,
-                                   bin_pred, age_group),
+                                   bin_pred, age_group,
+                                   (truths["age_class"][0], probs["age_class"]) if "age_class" in truths else None),
         features, min_size=min_group, n_boot=n_boot, seed=seed)
     summary = EvaluationSummary(
         model=model, dataset=dataset, crop=crop, detector=detector, notes=tuple(notes), **heads,

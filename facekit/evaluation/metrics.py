@@ -415,9 +415,11 @@ class GroupAnalysis:
 def head_group_metrics(gender: np.ndarray, gender_probs: np.ndarray, race: np.ndarray, race_probs: np.ndarray,
                        age: np.ndarray, age_pred: np.ndarray, low: np.ndarray, high: np.ndarray,
                        age_bin: np.ndarray, age_bin_pred: np.ndarray,
-                       age_group: np.ndarray | None = None) -> list[GroupMetric]:
+                       age_group: np.ndarray | None = None,
+                       age_class: tuple[np.ndarray, np.ndarray] | None = None) -> list[GroupMetric]:
     """The metrics every evaluation breaks down by group; ``age_group`` (indexes of labels.AGE_GROUPS, -1
-    unknown) adds ``age.in_group``, the share of faces whose predicted age is in their perceived group."""
+    unknown) adds ``age.in_group``, the share of faces whose predicted age is in their perceived group;
+    ``age_class`` (true class, probabilities) of a model's own age groups adds their accuracies."""
     interval = np.stack([np.asarray(low, float), np.asarray(high, float)], -1)
     metrics = []
     for head, y, probs in (("gender", gender, gender_probs), ("race", race, race_probs)):
@@ -434,7 +436,12 @@ def head_group_metrics(gender: np.ndarray, gender_probs: np.ndarray, race: np.nd
         GroupMetric("age.bin_accuracy", np.asarray(age_bin), np.asarray(age_bin_pred), _batched_accuracy),
         GroupMetric("age.bin_one_off_accuracy", np.asarray(age_bin), np.asarray(age_bin_pred), _batched_one_off),
     ] + ([GroupMetric("age.in_group", np.asarray(age_group), np.asarray(age_pred, float), _batched_in_group)]
-         if age_group is not None and (np.asarray(age_group) >= 0).any() else [])
+         if age_group is not None and (np.asarray(age_group) >= 0).any() else []) + (
+        [GroupMetric("age_class.accuracy", np.asarray(age_class[0]), np.asarray(age_class[1]).argmax(1),
+                     _batched_accuracy),
+         GroupMetric("age_class.balanced_accuracy", np.asarray(age_class[0]), np.asarray(age_class[1]).argmax(1),
+                     _batched_balanced_accuracy)]
+        if age_class is not None and (np.asarray(age_class[0]) >= 0).any() else [])
 
 
 def _group_column(values: Sequence[str] | pd.Series) -> pd.Series:

@@ -36,6 +36,8 @@ METRIC_NAMES = {
     "age.interval_coverage": "80% age interval coverage",
     "age.bin_accuracy": "age-group accuracy",
     "age.bin_one_off_accuracy": "age-group accuracy, one group off allowed",
+    "age_class.accuracy": "accuracy on the model's age groups",
+    "age_class.balanced_accuracy": "balanced accuracy on the model's age groups",
     "age.in_group": "age in the perceived age group",
 }
 YEARS = {"age.mae", "age.rmse"}  # metrics in years; every other one is a fraction
