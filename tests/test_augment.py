@@ -66,13 +66,14 @@ def test_training_views_are_random_and_seeded_validation_views_are_fixed(chips):
     assert torch.equal(first, again)  # seeded, so a resumed run draws the same views
 
     val = ChipFaces(source, np.arange(6), targets, train=False)
-    x, gender, race, age, age_range = val[2]
+    x, gender, race, age, age_range, age_class = val[2]
     plain = crop_face(*_image_box_landmarks(source, 2))
     assert torch.equal(x, torch.cat([to_batch([plain]), to_batch([plain], flip=True)]))
     assert torch.equal(val[2][0], x)
     assert (gender, age) == (targets.gender[2], targets.age[2])
     assert race.tolist() == targets.race[2].tolist() and race.sum() >= 1  # the 7 classes its label allows
     assert torch.isnan(age_range).all()  # UTKFace gives years, not a range
+    assert age_class == -1  # no age-group head
 
 
 def _image_box_landmarks(source: Chips, row: int):
