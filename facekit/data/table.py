@@ -174,3 +174,30 @@ def labelled_boxes(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     boxes = frame[["x", "y", "w", "h"]].to_numpy(np.float32, copy=True)
     boxes[:, 2:] += boxes[:, :2]
     return {name: box for name, box in zip(frame["file"], boxes) if np.isfinite(box).all()}
+
+
+def age_ranges(frame: pd.DataFrame) -> np.ndarray:
+    """(n, 2) years each face's age bin or perceived age group allows; NaN where it has years or nothing."""
+    ranges = np.full((len(frame), 2), np.nan)
+    years_known = frame["age"].notna().to_numpy()
+    bins = {label: (low, min(high, labels.AGE_MAX)) for label, low, high in labels.AGE_BINS}
+    groups = {label: (low, min(high, labels.AGE_MAX)) for label, low, high in labels.AGE_GROUPS}
+    for column, table in (("age_bin", bins), ("age_group", groups)):
+        if column not in frame:
+            continue
+        for row, value in enumerate(frame[column].astype(object)):
+            # A label of other groups (seed 003's YOUNG/MIDDLE/OLD) gives no range: an age-group head reads it by name.
+            if not years_known[row] and value in table and np.isnan(ranges[row, 0]):
+                ranges[row] = table[value]
+    return ranges
+
+
+def age_group_classes(frame: pd.DataFrame, groups: tuple[tuple[str, int, int], ...],
+                      ranges: np.ndarray) -> np.ndarray:
+    """(n,) each face's class of an age-group head's ``groups`` (``labels.age_group_index``) from its group
+    label, years or ``ranges`` (``age_ranges``); -1 where none holds it. Training and evaluation read it alike."""
+    named = frame["age_group"].astype(object) if "age_group" in frame else [None] * len(frame)
+    if not groups:
+        return np.full(len(frame), -1, np.int64)
+    return np.array([labels.age_group_index(groups, years, label, tuple(span))
+                     for years, label, span in zip(frame["age"].to_numpy(np.float64), named, ranges)], np.int64)

@@ -176,7 +176,8 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
             if column in chunk:
                 rows[f"{column}_true"] = chunk[column].astype(object).to_numpy()
         if "age_group_true" in rows:  # perceived groups only; another scheme's (seed 003's) is read as age_class
-            rows["age_group_true"] = rows["age_group_true"].where(rows["age_group_true"].isin(labels.AGE_GROUP_LABELS))
+            perceived = rows["age_group_true"].isin(labels.AGE_GROUP_LABELS)
+            rows["age_group_true"] = rows["age_group_true"].where(perceived)
         if age_groups:
             rows["age_class_true"] = age_class_truth(chunk, age_groups)
         if used:
@@ -193,15 +194,10 @@ def predict_faces(frame: pd.DataFrame, predictor, crop: str = "detect", batch_si
 
 
 def age_class_truth(frame: pd.DataFrame, groups: Sequence[tuple[str, int, int]]) -> list[Optional[str]]:
-    """Each face's true class of a model's age groups: from its group label, years or age bin; None where unknown."""
-    bins = {label: (low, high) for label, low, high in labels.AGE_BINS}
-    nan = (float("nan"), float("nan"))
-    ages = pd.to_numeric(frame["age"], errors="coerce") if "age" in frame else pd.Series(np.nan, index=frame.index)
-    named = frame["age_group"] if "age_group" in frame else pd.Series(None, index=frame.index, dtype=object)
-    binned = frame["age_bin"] if "age_bin" in frame else pd.Series(None, index=frame.index, dtype=object)
-    indices = [labels.age_group_index(groups, float(years), label, bins.get(bin_label, nan))
-               for years, label, bin_label in zip(ages, named.astype(object), binned.astype(object))]
-    return [groups[i][0] if i >= 0 else None for i in indices]
+    """Each face's true class of a model's age groups, as training reads it; None where unknown."""
+    from facekit.data.table import age_group_classes, age_ranges
+
+    return [groups[i][0] if i >= 0 else None for i in age_group_classes(frame, tuple(groups), age_ranges(frame))]
 
 
 def _read_images(refs: Iterable[str]) -> tuple[list[Optional[bytes]], list[str]]:

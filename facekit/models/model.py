@@ -30,7 +30,6 @@ from facekit import labels
 from facekit.models.architectures import (
     ARCHITECTURES,
     DEFAULT_BACKBONE,
-    FACENET_UPPER_BLOCKS,
     NO_WEIGHTS,
     GlobalPool,
     InputAdapter,
@@ -42,7 +41,6 @@ from facekit.models.backbones import FACENET_PYTORCH_WEIGHTS, MS_CELEB
 from facekit.vision.align import CropSettings
 
 FEATURE_SIZE = ARCHITECTURES[DEFAULT_BACKBONE].feature_size  # what the feature cache stores
-UPPER_BLOCKS = FACENET_UPPER_BLOCKS  # blocks of the default backbone that fine-tuning can start at
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "model" / "facekit-multi.safetensors"
 GENDER_HEADS = ("softmax", "sigmoid")
 AGE_HEADS = ("distribution", "regression", "groups")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from facekit import labels
+from facekit.data.table import age_group_classes, age_ranges
 from facekit.models.model import AGE_CENTRE, AGE_SPREAD
 
 
@@ -80,31 +81,6 @@ def race_sets(frame: pd.DataFrame, classes: tuple[str, ...]) -> np.ndarray:
     return allowed
 
 
-def age_ranges(frame: pd.DataFrame) -> np.ndarray:
-    """(n, 2) years each face's age bin or perceived age group allows; NaN where it has years or nothing."""
-    ranges = np.full((len(frame), 2), np.nan)
-    years_known = frame["age"].notna().to_numpy()
-    bins = {label: (low, min(high, labels.AGE_MAX)) for label, low, high in labels.AGE_BINS}
-    groups = {label: (low, min(high, labels.AGE_MAX)) for label, low, high in labels.AGE_GROUPS}
-    for column, table in (("age_bin", bins), ("age_group", groups)):
-        if column not in frame:
-            continue
-        for row, value in enumerate(frame[column].astype(object)):
-            # A label of other groups (seed 003's YOUNG/MIDDLE/OLD) gives no range: an age-group head reads it by name.
-            if not years_known[row] and value in table and np.isnan(ranges[row, 0]):
-                ranges[row] = table[value]
-    return ranges
-
-
-def age_classes(frame: pd.DataFrame, ranges: np.ndarray, groups: tuple[tuple[str, int, int], ...]) -> np.ndarray:
-    """(n,) each face's class of an age-group head (``labels.age_group_index``), -1 where none holds it."""
-    named = frame["age_group"].astype(object) if "age_group" in frame else [None] * len(frame)
-    if not groups:
-        return np.full(len(frame), -1, np.int64)
-    return np.array([labels.age_group_index(groups, years, label, tuple(span))
-                     for years, label, span in zip(frame["age"].to_numpy(np.float64), named, ranges)], np.int64)
-
-
 def table_targets(frame: pd.DataFrame, files: list[str], classes: tuple[str, ...], dataset: int = 0,
                   age_groups: tuple[tuple[str, int, int], ...] = ()) -> Targets:
     """Label arrays of a dataset table in the order of ``files`` (a feature cache's order); ``age_groups``
@@ -117,7 +93,7 @@ def table_targets(frame: pd.DataFrame, files: list[str], classes: tuple[str, ...
         age=indexed["age"].to_numpy(np.float64),
         age_range=ranges,
         dataset=np.full(len(indexed), dataset, np.int64),
-        age_class=age_classes(indexed, ranges, age_groups),
+        age_class=age_group_classes(indexed, age_groups, ranges),
     )
 
 
