@@ -20,6 +20,7 @@ from facekit.models.model import FaceModel, ModelConfig, load_checkpoint, to_bat
 from facekit.predict import Predictor
 from facekit.training.recipe import TrainConfig
 from facekit.training.run import run
+from facekit.vision.align import crop_face
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,8 @@ def test_every_backbone_trains_saves_loads_predicts_explains_and_exports(name, s
     assert all(torch.equal(a[head], b[head]) for head in a)
     assert not torch.allclose(a["gender"], fresh["gender"])
 
-    predicted = Predictor(path, engine="torch").predict(astronaut)
+    torch_predictor = Predictor(path, engine="torch")
+    predicted = torch_predictor.predict(astronaut)
     assert len(predicted.faces) == 1 and box_iou(predicted.faces[0].box, ASTRONAUT_FACE) > 0.5
     face = predicted.faces[0]
     assert sum(face.gender_probs.values()) == pytest.approx(1, abs=1e-5)
@@ -77,7 +79,10 @@ def test_every_backbone_trains_saves_loads_predicts_explains_and_exports(name, s
         assert max(abs(ours[k] - theirs[k]) for k in ours) < 1e-4
     assert exported.age == pytest.approx(face.age, abs=0.05)
 
-    calibrate_int8(first, [crops], int8_ranges_path(path))  # ranges from real crops, as `facekit quantize` does
+    # Ranges measured on the face as the predictor cuts it and its mirror, as `facekit quantize` measures real crops.
+    found = torch_predictor.detector(astronaut)
+    face_crop = crop_face(astronaut, found.boxes[0], found.landmarks[0], first.config.crop)
+    calibrate_int8(first, [to_batch([face_crop]), to_batch([face_crop], flip=True)], int8_ranges_path(path))
     quantized = Predictor(path, engine="int8").predict(astronaut).faces[0]
     assert max(abs(quantized.gender_probs[k] - face.gender_probs[k]) for k in face.gender_probs) < 0.05
 

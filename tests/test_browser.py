@@ -172,6 +172,8 @@ def test_predict_says_why_a_corrupt_upload_fails_then_shows_box_heads_and_grad_c
 
     upload(page, SAMPLE_PHOTO)  # the same uploader, so the page kept working after the error
     expect(page.get_by_text("1 face in astronaut.jpg")).to_be_visible(timeout=SLOW)
+    expect(page.get_by_text("Grad-CAM of the gender head")).to_be_visible(timeout=SLOW)
+    settled(page, "predict-astronaut")  # the run has drawn everything: what follows is not a race with it
     expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
     expect(page.get_by_text("Each face boxed and labelled")).to_be_visible()
     expect(page.get_by_test_id("stImage").first.locator("img")).to_be_visible()
@@ -179,8 +181,6 @@ def test_predict_says_why_a_corrupt_upload_fails_then_shows_box_heads_and_grad_c
     expect(metrics.filter(has_text="Gender")).to_be_visible()
     expect(metrics.filter(has_text="Age")).to_contain_text("years")
     expect(plotly_charts(page)).to_have_count(2)  # the ethnicity bars and the age distribution
-    expect(page.get_by_text("Grad-CAM of the gender head")).to_be_visible(timeout=SLOW)
-    settled(page, "predict-astronaut")
 
     uploaded = page.get_by_test_id("stFileUploader").get_by_text("astronaut.jpg")
     expect(uploaded).to_have_count(1)

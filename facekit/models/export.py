@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -54,9 +55,15 @@ def weights_digest(model: FaceModel) -> str:
     return digest.hexdigest()[:16]
 
 
+# Which of torch's two ONNX exporters writes the graph: the TorchScript tracer. It gives the same
+# outputs as the torch.export-based one for every backbone and is many times faster on the deep
+# torchvision networks (timings: docs/benchmarks.md).
+EXPORTER = "torchscript"
+
+
 def model_digest(model: FaceModel) -> str:
-    """The graph cache's key: the weights and the exporter's version."""
-    return hashlib.sha256(f"{torch.__version__}/{weights_digest(model)}".encode()).hexdigest()[:16]
+    """The graph cache's key: the weights, the exporter and its version."""
+    return hashlib.sha256(f"{torch.__version__}/{EXPORTER}/{weights_digest(model)}".encode()).hexdigest()[:16]
 
 
 def export_onnx(model: FaceModel, path: Path) -> Path:
@@ -64,10 +71,11 @@ def export_onnx(model: FaceModel, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     size = model.config.crop.size
     example = torch.zeros(2, 3, size, size)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    atomic_write(path, lambda temporary: torch.onnx.export(
-        _TupleOutputs(model).eval(), (example,), str(temporary), input_names=["images"], output_names=list(OUTPUTS),
-        dynamo=True, dynamic_shapes={"images": {0: batch}}, external_data=False, verbose=False))
+    with warnings.catch_warnings():  # the tracer's notes on Python-side shapes, about a graph that is checked
+        warnings.simplefilter("ignore")
+        atomic_write(path, lambda temporary: torch.onnx.export(
+            _TupleOutputs(model).eval(), (example,), str(temporary), input_names=["images"],
+            output_names=list(OUTPUTS), dynamo=False, dynamic_axes={"images": {0: "batch"}}))
     return path
 
 
@@ -179,7 +187,7 @@ def int8_model(model: FaceModel, ranges: Path, threads: int | None = None) -> On
     if measured_for != weights:
         raise ValueError(f"{ranges} holds int8 ranges for other weights ({measured_for}); "
                          "run `facekit quantize` for this checkpoint")
-    key = hashlib.sha256(f"{torch.__version__}/{weights}/".encode() + content).hexdigest()[:16]
+    key = hashlib.sha256(f"{torch.__version__}/{EXPORTER}/{weights}/".encode() + content).hexdigest()[:16]
     path = cache_dir() / "onnx" / f"facemodel-{key}-int8.onnx"
     if not path.exists():
         source = onnx_path(model)  # exports the float graph first if needed, which also makes the folder
