@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def small_utkface(tmp_path_factory, utkface_archive):
-    return write_small_utkface(tmp_path_factory.mktemp("utk"), utkface_archive, train=8, val=4)
+    return write_small_utkface(tmp_path_factory.mktemp("utk"), utkface_archive, train=4, val=2)
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
@@ -36,7 +36,7 @@ def test_every_backbone_trains_saves_loads_predicts_explains_and_exports(name, s
     monkeypatch.setenv("FACEKIT_CACHE", str(tmp_path / "cache"))  # its own ONNX graph, nothing shared
     folder, split = small_utkface
     config = TrainConfig(data=str(folder), split=str(split), out=str(tmp_path / "run"), backbone=name,
-                         weights=NO_WEIGHTS, detect=False, epochs=2, batch_size=4, warmup_epochs=0,
+                         weights=NO_WEIGHTS, detect=False, epochs=2, batch_size=2, warmup_epochs=0,
                          fp16_backbone=False)
     path = run(config, log=lambda _: None)
 
@@ -155,19 +155,19 @@ def test_an_age_group_head_puts_each_group_mass_inside_its_years():
 def test_seed003_recipe_trains_age_groups_on_a_faces_folder_and_evaluate_scores_them(utkface_archive, tmp_path):
     """Seed 003's layout written from real UTKFace faces, the age-group recipe fine-tuned from the shipped model
     for a few steps, and `facekit evaluate` reporting the model's own groups with per-class precision/recall."""
-    source, _ = write_small_utkface(tmp_path, utkface_archive, train=48, val=0)
+    source, _ = write_small_utkface(tmp_path, utkface_archive, train=24, val=0)
     faces = tmp_path / "faces"
     written = subprocess.run([*CLI, "data", "seed003-folder", "--source", str(source), "--split", "all",
                               "--out", str(faces)], capture_output=True, text=True)
     assert written.returncode == 0, written.stderr
     table = pd.read_csv(faces / "labels.csv")
     assert list(table.columns) == ["ID", "Class"] and set(table["Class"]) <= {"YOUNG", "MIDDLE", "OLD"}
-    assert len(table) == 48 and all((faces / "final_files" / name).is_file() for name in table["ID"])
+    assert len(table) == 24 and all((faces / "final_files" / name).is_file() for name in table["ID"])
 
     out = tmp_path / "run"
     trained = subprocess.run([*CLI, "train", "--config", str(REPO / "training" / "seed003_age_groups.yaml"),
                               "--set", f"data={faces}", "--set", f"out={out}", "--set", "epochs=1",
-                              "--set", "batch_size=16", "--set", "workers=0"], capture_output=True, text=True)
+                              "--set", "batch_size=8", "--set", "workers=0"], capture_output=True, text=True)
     assert trained.returncode == 0, trained.stderr[-2000:]
     model = load_checkpoint(out / "model.safetensors").model
     assert model.config.age_group_labels == ("YOUNG", "MIDDLE", "OLD")
@@ -178,7 +178,7 @@ def test_seed003_recipe_trains_age_groups_on_a_faces_folder_and_evaluate_scores_
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     summary = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     groups = summary["age_class"]
-    assert groups["n"] == 48 and 0 <= groups["accuracy"] <= 1
+    assert groups["n"] == 24 and 0 <= groups["accuracy"] <= 1
     assert [c["label"] for c in groups["per_class"]] == ["YOUNG", "MIDDLE", "OLD"]
     support = dict(zip(*np.unique(table["Class"], return_counts=True)))
     assert {c["label"]: c["support"] for c in groups["per_class"]} == {k: support.get(k, 0) for k in
