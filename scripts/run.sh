@@ -40,7 +40,10 @@ case "${1:-}" in
             export DEBIAN_FRONTEND=noninteractive
             apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
         fi
-        exec .venv/bin/python -m pytest "$@"
+        # Two workers, each taking whole files (so a file's servers and fixtures start once): much of
+        # the suite waits on subprocesses, servers and the browser, which the other worker overlaps.
+        # A later -n in the arguments wins, e.g. `-n 0` for one process.
+        exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
         ;;
     *)
         echo "usage: bash scripts/run.sh app|test [extra arguments]" >&2
