@@ -18,6 +18,7 @@ from facekit.models.architectures import ARCHITECTURES, NO_WEIGHTS, WeightsMissi
 from facekit.models.export import calibrate_int8, int8_ranges_path
 from facekit.models.model import FaceModel, ModelConfig, load_checkpoint, to_batch
 from facekit.predict import Predictor
+from facekit.training.calibrate import mirrored_batches
 from facekit.training.recipe import TrainConfig
 from facekit.training.run import run
 from facekit.vision.align import crop_face
@@ -82,7 +83,7 @@ def test_every_backbone_trains_saves_loads_predicts_explains_and_exports(name, s
     # Ranges measured on the face as the predictor cuts it and its mirror, as `facekit quantize` measures real crops.
     found = torch_predictor.detector(astronaut)
     face_crop = crop_face(astronaut, found.boxes[0], found.landmarks[0], first.config.crop)
-    calibrate_int8(first, [to_batch([face_crop]), to_batch([face_crop], flip=True)], int8_ranges_path(path))
+    calibrate_int8(first, mirrored_batches([face_crop]), int8_ranges_path(path))
     quantized = Predictor(path, engine="int8").predict(astronaut).faces[0]
     assert max(abs(quantized.gender_probs[k] - face.gender_probs[k]) for k in face.gender_probs) < 0.05
 

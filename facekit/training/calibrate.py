@@ -36,10 +36,11 @@ def calibrate_checkpoint(checkpoint: Path | None = None, data: Path | None = Non
         if len(found):
             crops.append(crop_face(image, found.boxes[0], found.landmarks[0], model.config.crop))
     log(f"calibrating on {len(crops)} faces of {len(frame)} training photos")
+    return calibrate_int8(model, mirrored_batches(crops), int8_ranges_path(checkpoint))
 
-    def batches():
-        for start in range(0, len(crops), 32):
-            batch = to_batch(crops[start:start + 32])
-            yield torch.cat([batch, batch.flip(3)])
 
-    return calibrate_int8(model, batches(), int8_ranges_path(checkpoint))
+def mirrored_batches(crops: list, size: int = 32):
+    """Batches of face crops, each followed by its mirrors, as the predictor runs them."""
+    for start in range(0, len(crops), size):
+        batch = to_batch(crops[start:start + size])
+        yield torch.cat([batch, batch.flip(3)])
