@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from facekit.vision.detect import DetectorSettings
 
 app = typer.Typer(help="Age, gender and ethnicity from face photos, explained, with their biases measured.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -95,6 +98,8 @@ def predict(
                                                          "ZIPs only, rows to one --out FILE.parquet."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster for --engine ray (default: "
                                                                           "$RAY_ADDRESS, else a local Ray on all cores)."),
+    detector: str = typer.Option("retinaface", "--detector", help="Face detector: retinaface (finds more of a "
+                                                                  "group photo's small and turned faces) or mtcnn."),
 ) -> None:
     """Gender, ethnicity and age of every face: one row per face, or per input without one.
 
@@ -115,7 +120,7 @@ def predict(
     paths = [Path(path) for path in paths]
     videos = _videos_of(paths, frames_json, annotated, summary)
     try:
-        predictor = Predictor(model, max_faces=max_faces)
+        predictor = Predictor(model, max_faces=max_faces, detector=_detector_settings(detector))
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         fail(str(error))
     rows: list[dict] = []
@@ -475,6 +480,8 @@ def evaluate(
     min_group: int = typer.Option(30, "--min-group", min=1, help="Groups with fewer faces are flagged as small."),
     engine: str = typer.Option("auto", "--engine", help="How the network runs: int8 (quantized; auto picks it when "
                                                        "the checkpoint has its calibration), onnx or torch."),
+    detector: str = typer.Option("retinaface", "--detector", help="Face detector: retinaface (finds more of a "
+                                                                  "group photo's small and turned faces) or mtcnn."),
 ) -> None:
     """Accuracy, age error, calibration and every metric by group (with CIs) of a model on a labelled dataset."""
     import shlex
@@ -490,11 +497,12 @@ def evaluate(
     if crop not in CROPS:
         fail(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
     if data is not None and _is_face_box_csv(data):
-        _evaluate_detection(data, json_out, out)
+        _evaluate_detection(data, json_out, out, _detector_settings(detector))
         return
     try:
         result = run_evaluation(model, data, split=split, limit=limit, crop=crop, n_boot=bootstrap,
-                                min_group=min_group, engine=engine, log=lambda line: typer.echo(line, err=True))
+                                min_group=min_group, engine=engine, detector=_detector_settings(detector),
+                                log=lambda line: typer.echo(line, err=True))
     except (ValueError, FileNotFoundError, RuntimeError, OSError, ImageError) as error:
         fail(str(error))
     result = replace(result, summary=replace(result.summary, command=shlex.join(["facekit", *sys.argv[1:]])))
@@ -528,7 +536,16 @@ def _is_face_box_csv(path: Path) -> bool:
         return False
 
 
-def _evaluate_detection(data: Path, json_out: bool, out: Optional[Path]) -> None:
+def _detector_settings(name: str) -> "DetectorSettings":
+    """The detector settings a --detector option names; a one-line error for an unknown name."""
+    from facekit.vision.detect import DETECTORS, DetectorSettings
+
+    if name not in DETECTORS:
+        fail(f"--detector must be one of {', '.join(DETECTORS)}, not {name!r}")
+    return DetectorSettings(detector=name)
+
+
+def _evaluate_detection(data: Path, json_out: bool, out: Optional[Path], settings: "DetectorSettings") -> None:
     """``facekit evaluate --data boxes.csv``: detection recall by face size, precision and false boxes."""
     import shlex
     import sys
@@ -540,7 +557,7 @@ def _evaluate_detection(data: Path, json_out: bool, out: Optional[Path]) -> None
     from facekit.rows import json_text, write_text
 
     try:
-        report = evaluate_detection(read_boxes(data), source=str(data),
+        report = evaluate_detection(read_boxes(data), settings, source=str(data),
                                     log=lambda line: typer.echo(line, err=True))
     except DatasetError as error:
         fail(str(error))

@@ -25,14 +25,27 @@ def _small_face_on_a_large_photo(astronaut: Image.Image, face_height: int, width
     return canvas, (x1 + width // 2, y1 + width // 4, x2 + width // 2, y2 + width // 4)
 
 
-def test_a_face_of_the_minimum_size_is_found_in_a_large_photo(astronaut):
+@pytest.mark.parametrize("detector, capped", [("retinaface", 80), ("mtcnn", 100)])
+def test_a_face_of_the_minimum_size_is_found_in_a_large_photo(astronaut, detector, capped):
     photo, box = _small_face_on_a_large_photo(astronaut, face_height=48, width=1280)
-    found = FaceDetector(DetectorSettings(min_face_size=40))(photo)
+    found = FaceDetector(DetectorSettings(detector=detector, min_face_size=40))(photo)
     hit, _ = match(found.boxes, np.array([box]))
     assert hit.all()  # shrinking the photo to 640 px first would make this a 24 px face, under 40
-    assert DetectorSettings().smallest_face(1280, 960) == 40
-    huge = DetectorSettings(max_side=1280)
-    assert huge.smallest_face(6400, 4800) == pytest.approx(100)  # capped: 5x shrink, 20 px in the copy
+    assert DetectorSettings(detector=detector).smallest_face(1280, 960) == 40
+    huge = DetectorSettings(detector=detector, max_side=1280)
+    # capped: 5x shrink, and the detector's smallest searched face (16 px for RetinaFace, 20 for MTCNN) in the copy
+    assert huge.smallest_face(6400, 4800) == pytest.approx(capped)
+
+
+def test_retinaface_boxes_get_mtcnn_landmarks(astronaut):
+    """RetinaFace's face gets O-Net's landmarks: where MTCNN finds the same face, its crop geometry is kept."""
+    ours = FaceDetector(DetectorSettings(detector="retinaface"))(astronaut)
+    mtcnn = FaceDetector(DetectorSettings(detector="mtcnn"))(astronaut)
+    assert len(ours) == len(mtcnn) == 1
+    eye_distance = np.linalg.norm(mtcnn.landmarks[0, 1] - mtcnn.landmarks[0, 0])
+    assert np.abs(ours.landmarks[0] - mtcnn.landmarks[0]).max() < 0.05 * eye_distance
+    blank = FaceDetector(DetectorSettings(detector="retinaface", score_threshold=0.99))(Image.new("RGB", (320, 240), (90, 90, 90)))
+    assert len(blank) == 0 and blank.reason.startswith("no face")
 
 
 def test_greedy_matching_uses_each_box_once():
@@ -53,4 +66,22 @@ def test_recall_report_on_real_group_photos():
     assert sum(s.faces for s in report.by_size) == report.faces
     assert 0 < report.matched <= min(report.faces, report.detections)
     big = report.by_size[-1]
-    assert big.faces == 0 or big.recall >= 0.5  # MTCNN finds most faces of 80 px and more
+    assert big.faces == 0 or big.recall >= 0.5  # the detector finds most faces of 80 px and more
+
+
+def test_retinaface_anchors_line_up_with_the_graphs_outputs():
+    """The decoder's anchors are one per output row, for sizes that are and are not multiples of the strides."""
+    from facekit.vision.retinaface import RetinaFace, anchors
+
+    detector = RetinaFace()
+    for height, width in ((64, 96), (75, 130)):
+        pixels = np.zeros((height, width, 3), np.uint8)
+        loc, _, _ = detector.session(1).run(None, {"input": pixels.transpose(2, 0, 1)[None].astype(np.float32)})
+        assert loc.shape[1] == len(anchors(height, width))
+    assert anchors(64, 96)[0].tolist() == [4.0, 4.0, 16.0, 16.0] and anchors(64, 96)[1].tolist() == [4.0, 4.0, 32.0, 32.0]
+
+
+def test_an_unknown_detector_is_refused():
+    with pytest.raises(ValueError, match="retinaface, mtcnn"):
+        DetectorSettings(detector="haar")
+    assert DetectorSettings().score_threshold == 0.7 and DetectorSettings(detector="mtcnn").score_threshold == 0.9

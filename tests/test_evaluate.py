@@ -166,6 +166,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     for arguments in (["evaluate", "--data", str(tmp_path / "missing")],
                       ["evaluate", "--crop", "sideways"],
+                      ["evaluate", "--detector", "haar"],
                       ["evaluate", "--model", str(tmp_path / "none.safetensors"), "--data", str(tmp_path / "missing")],
                       ["card", "--report", str(tmp_path), "--out", str(tmp_path / "card.md")]):
         result = runner.invoke(app, arguments)
@@ -197,6 +198,7 @@ def test_real_evaluation_has_every_key(real_run) -> None:
     assert summary["model"]["path"] == "facekit/assets/model/facekit-multi.safetensors"
     assert summary["engine"] == "int8"  # the shipped model carries its int8 calibration
     assert summary["gender"]["accuracy"] > 0.7  # a trained model, not chance
+    assert summary["detector"]["settings"]["detector"] == "retinaface"  # the report says which detector cropped
 
 
 def test_real_accuracy_equals_sklearn_on_saved_predictions(real_run) -> None:
@@ -210,6 +212,7 @@ def test_real_accuracy_equals_sklearn_on_saved_predictions(real_run) -> None:
     assert json.loads((out / SUMMARY_FILE).read_text())["gender"] == summary["gender"]
     assert (out / "report.html").is_file() and (out / "MODEL_CARD.md").is_file()
     assert "run as an int8 ONNX graph" in (out / "report.md").read_text()
+    assert "re-detected by RetinaFace" in (out / "report.md").read_text()
 
 
 def test_the_pages_sentence_beyond_portraits_comes_from_the_evaluations() -> None:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,8 @@ import pandas as pd
 from facekit import labels
 from facekit.evaluation import metrics
 from facekit.rows import csv_text, json_text, read_csv, write_text
+if TYPE_CHECKING:
+    from facekit.vision.detect import DetectorSettings
 from facekit.evaluation.summary import (AgeGroupAge, AgeGroupOrder, DatasetInfo, DetectorCounts, EvaluationSummary,
                                         GroupSettings, ModelInfo, Timings, weights_sha256)
 
@@ -314,7 +316,8 @@ def _group_features(faces: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def summarize(predictions: pd.DataFrame, *, model: ModelInfo, dataset: DatasetInfo, crop: str,
-              min_group: int = metrics.MIN_GROUP, n_boot: int = metrics.N_BOOT, seed: int = 0) -> EvaluationSummary:
+              min_group: int = metrics.MIN_GROUP, n_boot: int = metrics.N_BOOT, seed: int = 0,
+              detector_settings: Optional[dict] = None) -> EvaluationSummary:
     """The evaluation summary from the per-image rows alone (no model, no images needed).
 
     It goes through its JSON once, so the summary in memory is the one a saved report reads back.
@@ -326,7 +329,8 @@ def summarize(predictions: pd.DataFrame, *, model: ModelInfo, dataset: DatasetIn
     detector = DetectorCounts(
         images=len(predictions), unreadable=unreadable, faces_found=len(faces) if crop == "detect" else None,
         hit_rate=len(faces) / read if crop == "detect" and read else None, evaluated=len(faces),
-        note=NO_FACE_NOTE if crop == "detect" else "archive crops: the whole image is the face, no detection")
+        note=NO_FACE_NOTE if crop == "detect" else "archive crops: the whole image is the face, no detection",
+        settings=detector_settings if crop == "detect" else None)
     notes: list[str] = []
     if crop == "detect" and len(faces) < read:
         notes.append(f"{read - len(faces)} of {read} images had no face found: {NO_FACE_NOTE}")
@@ -393,20 +397,25 @@ def model_info(checkpoint: Optional[os.PathLike | str], metadata: dict) -> Model
 
 def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.PathLike | str] = None,
              split: str = "test", limit: Optional[int] = None, crop: str = "detect", batch_size: int = 32,
-             engine: str = "auto",
+             engine: str = "auto", detector: Optional[DetectorSettings] = None,
              min_group: int = metrics.MIN_GROUP, n_boot: int = metrics.N_BOOT, seed: int = 0,
              log: Callable[[str], None] = lambda _: None,
              progress: Callable[[int, int], None] = lambda done, total: None) -> Evaluation:
     """Select the faces, predict them, summarize. Raises DatasetError / FileNotFoundError / ValueError.
 
-    ``log`` gets a line per batch, ``progress(done, total)`` the images done so far."""
+    ``log`` gets a line per batch, ``progress(done, total)`` the images done so far; ``detector``: the
+    face detector's settings (default: ``DetectorSettings()``, as the predictor's)."""
     from facekit.predict import Predictor
+    from facekit.vision.detect import DetectorSettings
+
+    detector = detector or DetectorSettings()
 
     if crop not in CROPS:
         raise ValueError(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
     dataset, frame = select_faces(data, split, limit, seed)
     # Faces cut from crowds are matched to their labelled box among every face found; else the largest counts.
-    predictor = Predictor(checkpoint, max_faces=MAX_FACES if {"x", "y", "w", "h"} <= set(frame) else 1, engine=engine)
+    predictor = Predictor(checkpoint, detector=detector, engine=engine,
+                          max_faces=MAX_FACES if {"x", "y", "w", "h"} <= set(frame) else 1)
     started = time.time()
     predictions = predict_faces(frame, predictor, crop, batch_size, log, progress)
     seconds = time.time() - started
@@ -417,7 +426,7 @@ def evaluate(checkpoint: Optional[os.PathLike | str] = None, data: Optional[os.P
                          f"{first['status']})")
     predictions["image"] = [_relative_image(ref, dataset.source) for ref in predictions["image"]]
     summary = summarize(predictions, model=model_info(checkpoint, predictor.metadata), dataset=dataset, crop=crop,
-                        min_group=min_group, n_boot=n_boot, seed=seed)
+                        min_group=min_group, n_boot=n_boot, seed=seed, detector_settings=detector.to_dict())
     summary = replace(summary, engine=predictor.engine,
                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                       timings=Timings(round(seconds, 1), round(seconds / max(len(frame), 1), 4)))

@@ -183,6 +183,8 @@ def _percent_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 ENGINE_NAMES = {"int8": "an int8 ONNX graph", "onnx": "a float ONNX graph", "torch": "PyTorch"}
+# Reports made before the detector was recorded were all detected by MTCNN.
+DETECTOR_NAMES = {"retinaface": "RetinaFace", "mtcnn": "MTCNN"}
 
 
 def evaluation_facts(summary: EvaluationSummary) -> list[str]:
@@ -196,7 +198,8 @@ def evaluation_facts(summary: EvaluationSummary) -> list[str]:
     ]
     if summary.crop == "detect":
         hit_rate = "n/a" if detector.hit_rate is None else f"{detector.hit_rate:.1%}"
-        facts.append(f"crop: re-detected by MTCNN, largest face; a face was found in {detector.faces_found:,} images "
+        found_by = DETECTOR_NAMES.get((detector.settings or {}).get("detector", "mtcnn"), "the detector")
+        facts.append(f"crop: re-detected by {found_by}, largest face; a face was found in {detector.faces_found:,} images "
                      f"(hit rate {hit_rate}); {detector.note}")
     else:
         facts.append("crop: the archive image itself resized to the model's input (no detection)")
@@ -391,8 +394,8 @@ def _model_details(summary: EvaluationSummary, metadata: dict) -> list[str]:
         f"{tuned} a shared hidden layer ({config.get('hidden', 'n/a')} units) and three heads: gender (2 classes), "
         f"ethnicity ({len(races)} classes: {', '.join(labels.display(r) for r in races)}{fine}), and age as a "
         "probability distribution over 0–100 years, read as an expected age and an 80% interval.",
-        f"- **Input**: one face, detected by MTCNN and aligned to a {config.get('crop', {}).get('size', 160)} px crop "
-        "on five landmarks.",
+        f"- **Input**: one face, detected by RetinaFace (the default; MTCNN with `--detector mtcnn`) and aligned to a "
+        f"{config.get('crop', {}).get('size', 160)} px crop on MTCNN's five landmarks.",
         "- **Calibration**: one temperature per head, fitted on the validation split: "
         + ", ".join(f"{h} {t:.2f}" for h, t in metadata.get("temperature", {}).items()) + ".",
     ]
@@ -408,8 +411,8 @@ def _model_details(summary: EvaluationSummary, metadata: dict) -> list[str]:
 def _training_data(metadata: dict) -> list[str]:
     """The sidecar's datasets, one line each, then their validation numbers as a table."""
     lines = [f"- {d.dataset} (`{d.source}`, sha256 `{str(d.sha256 or 'n/a')[:16]}`, weight {d.weight:g}): "
-             f"{_count(d.faces)} faces, of which {_count(d.train)} train and {_count(d.val)} validation; MTCNN found a "
-             f"face in {_count(d.detector_found)} (the archive chip is used for the rest)."
+             f"{_count(d.faces)} faces, of which {_count(d.train)} train and {_count(d.val)} validation; MTCNN (the training "
+             f"crops' detector) found a face in {_count(d.detector_found)} (the archive chip is used for the rest)."
              for d in training_data(metadata)] or ["- not recorded in the checkpoint's metadata."]
     scores = validation_scores(metadata)
     if scores:

@@ -63,6 +63,7 @@ class DetectorCounts:
     hit_rate: Optional[float]
     evaluated: int
     note: str
+    settings: Optional[dict] = None  # the detector's settings (DetectorSettings.to_dict); None in older reports
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ VIEWS = 2  # original and horizontally flipped
 CACHE_AT = "repeat_2"
 # The detector that made the training crops: MTCNN's own defaults, pinned here so that faster
 # inference defaults (facekit.vision.detect.DetectorSettings) never change what training sees.
-CACHE_DETECTOR = DetectorSettings(min_face_size=20, scale_factor=0.709, max_side=640)
+CACHE_DETECTOR = DetectorSettings(detector="mtcnn", min_face_size=20, scale_factor=0.709, max_side=640)
 
 
 @dataclass(frozen=True)

