@@ -119,8 +119,9 @@ def predict(
         return
     paths = [Path(path) for path in paths]
     videos = _videos_of(paths, frames_json, annotated, summary)
+    settings = _detector_settings(detector)
     try:
-        predictor = Predictor(model, max_faces=max_faces, detector=_detector_settings(detector))
+        predictor = Predictor(model, max_faces=max_faces, detector=settings)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         fail(str(error))
     rows: list[dict] = []
@@ -499,9 +500,10 @@ def evaluate(
     if data is not None and _is_face_box_csv(data):
         _evaluate_detection(data, json_out, out, _detector_settings(detector))
         return
+    settings = _detector_settings(detector)
     try:
         result = run_evaluation(model, data, split=split, limit=limit, crop=crop, n_boot=bootstrap,
-                                min_group=min_group, engine=engine, detector=_detector_settings(detector),
+                                min_group=min_group, engine=engine, detector=settings,
                                 log=lambda line: typer.echo(line, err=True))
     except (ValueError, FileNotFoundError, RuntimeError, OSError, ImageError) as error:
         fail(str(error))
