@@ -497,10 +497,10 @@ def evaluate(
 
     if crop not in CROPS:
         fail(f"--crop must be one of {', '.join(CROPS)}, not {crop!r}")
-    if data is not None and _is_face_box_csv(data):
-        _evaluate_detection(data, json_out, out, _detector_settings(detector))
-        return
     settings = _detector_settings(detector)
+    if data is not None and _is_face_box_csv(data):
+        _evaluate_detection(data, json_out, out, settings)
+        return
     try:
         result = run_evaluation(model, data, split=split, limit=limit, crop=crop, n_boot=bootstrap,
                                 min_group=min_group, engine=engine, detector=settings,
@@ -540,11 +540,12 @@ def _is_face_box_csv(path: Path) -> bool:
 
 def _detector_settings(name: str) -> "DetectorSettings":
     """The detector settings a --detector option names; a one-line error for an unknown name."""
-    from facekit.vision.detect import DETECTORS, DetectorSettings
+    from facekit.vision.detect import DetectorSettings
 
-    if name not in DETECTORS:
-        fail(f"--detector must be one of {', '.join(DETECTORS)}, not {name!r}")
-    return DetectorSettings(detector=name)
+    try:
+        return DetectorSettings(detector=name)
+    except ValueError as error:
+        fail(f"--detector: {error}")
 
 
 def _evaluate_detection(data: Path, json_out: bool, out: Optional[Path], settings: "DetectorSettings") -> None:

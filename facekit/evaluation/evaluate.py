@@ -26,10 +26,11 @@ import pandas as pd
 from facekit import labels
 from facekit.evaluation import metrics
 from facekit.rows import csv_text, json_text, read_csv, write_text
-if TYPE_CHECKING:
-    from facekit.vision.detect import DetectorSettings
 from facekit.evaluation.summary import (AgeGroupAge, AgeGroupOrder, DatasetInfo, DetectorCounts, EvaluationSummary,
                                         GroupSettings, ModelInfo, Timings, weights_sha256)
+
+if TYPE_CHECKING:
+    from facekit.vision.detect import DetectorSettings
 
 CROPS = ("detect", "archive")
 SPLIT_ALL = "all"

@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import torch
+from torchvision.ops import nms
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "detector" / "retinaface-mobilenet0.25.onnx"
 
@@ -36,21 +38,6 @@ def anchors(height: int, width: int) -> np.ndarray:
         cells = np.concatenate(np.broadcast_arrays(centres, side), axis=2)
         rows.append(cells.reshape(-1, 4))
     return np.concatenate(rows).astype(np.float32)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy non-maximum suppression, highest score first."""
-    order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = boxes.T
-    area = (x2 - x1) * (y2 - y1)
-    keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        inter = (np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
-                 * np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None))
-        order = rest[inter / np.maximum(area[best] + area[rest] - inter, 1e-9) < iou]
-    return np.array(keep, np.int64)
 
 
 class RetinaFace:
@@ -88,6 +75,6 @@ class RetinaFace:
         prior, offsets, scores = anchors(height, width)[keep], loc[0][keep], scores[keep]
         centres = prior[:, :2] + offsets[:, :2] * CENTRE_VARIANCE * prior[:, 2:]
         sides = prior[:, 2:] * np.exp(offsets[:, 2:] * SIZE_VARIANCE)
-        boxes = np.concatenate([centres - sides / 2, centres + sides / 2], axis=1)
-        kept = nms(boxes, scores, NMS_IOU) if len(boxes) else np.zeros(0, np.int64)
-        return boxes[kept].astype(np.float32), scores[kept].astype(np.float32)
+        boxes = np.concatenate([centres - sides / 2, centres + sides / 2], axis=1).astype(np.float32)
+        kept = nms(torch.from_numpy(boxes), torch.from_numpy(scores.astype(np.float32)), NMS_IOU).numpy()
+        return boxes[kept], scores[kept].astype(np.float32)
