@@ -75,6 +75,10 @@ def weights_import(
     typer.echo(f"backbone weights: {path}")
 
 
+DETECTOR_HELP = ("Face detector: retinaface (a quick pass, and a larger graph for photos with no face or several, "
+                 "which finds more of a group photo's small and turned faces) or mtcnn.")
+
+
 @app.command()
 def predict(
     paths: list[str] = typer.Argument(..., help="Image files, folders (recursive), ZIP files, or video files "
@@ -98,8 +102,7 @@ def predict(
                                                          "ZIPs only, rows to one --out FILE.parquet."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster for --engine ray (default: "
                                                                           "$RAY_ADDRESS, else a local Ray on all cores)."),
-    detector: str = typer.Option("retinaface", "--detector", help="Face detector: retinaface (finds more of a "
-                                                                  "group photo's small and turned faces) or mtcnn."),
+    detector: str = typer.Option("retinaface", "--detector", help=DETECTOR_HELP),
 ) -> None:
     """Gender, ethnicity and age of every face: one row per face, or per input without one.
 
@@ -481,8 +484,7 @@ def evaluate(
     min_group: int = typer.Option(30, "--min-group", min=1, help="Groups with fewer faces are flagged as small."),
     engine: str = typer.Option("auto", "--engine", help="How the network runs: int8 (quantized; auto picks it when "
                                                        "the checkpoint has its calibration), onnx or torch."),
-    detector: str = typer.Option("retinaface", "--detector", help="Face detector: retinaface (finds more of a "
-                                                                  "group photo's small and turned faces) or mtcnn."),
+    detector: str = typer.Option("retinaface", "--detector", help=DETECTOR_HELP),
 ) -> None:
     """Accuracy, age error, calibration and every metric by group (with CIs) of a model on a labelled dataset."""
     import shlex

@@ -69,6 +69,40 @@ def test_recall_report_on_real_group_photos():
     assert big.faces == 0 or big.recall >= 0.5  # the detector finds most faces of 80 px and more
 
 
+def test_the_crowd_pass_reads_group_photos_not_portraits(astronaut):
+    """A portrait is done after the quick pass; group photos are read again and more of their faces found."""
+    portrait = FaceDetector()(astronaut)
+    assert len(portrait) == 1 and not portrait.crowd_pass
+    if not PHOTOS.exists():
+        pytest.skip("wider-dev photos are not in ../shared/data")
+    boxes = read_boxes(PHOTOS)
+    sample = boxes[boxes["photo"].isin(sorted(boxes["photo"].unique())[:4])]
+    both = evaluate_detection(sample)
+    quick = evaluate_detection(sample, DetectorSettings(crowd_pass=False))
+    assert both.matched > quick.matched
+    assert both.settings["crowd_pass"] and not quick.settings["crowd_pass"]
+
+
+def test_the_quick_pass_shrinks_as_far_as_the_minimum_face_allows():
+    from facekit.vision.detect import QUICK_FACE
+
+    assert DetectorSettings(min_face_size=40).quick_scale() == pytest.approx(QUICK_FACE / 40)
+    assert DetectorSettings(min_face_size=QUICK_FACE // 2).quick_scale() == 1.0  # never enlarged
+
+
+def test_the_crowd_graphs_boxes_are_in_the_photos_pixels(astronaut):
+    """Boxes are in input pixels whether or not its sides are multiples of the graph's stride (it is padded)."""
+    from facekit.vision.detect import box_iou
+    from facekit.vision.retinaface import CrowdRetinaFace
+
+    graph = CrowdRetinaFace()
+    for crop in ((0, 0, 512, 512), (3, 0, 500, 333)):  # 512 is a multiple of the stride, 497 and 333 are not
+        pixels = np.asarray(astronaut.crop(crop))
+        boxes, scores = graph(pixels, 0.7)
+        shifted = np.array(ASTRONAUT_FACE) - np.array(crop[:2] * 2)
+        assert len(boxes) == 1 and scores[0] >= 0.7 and box_iou(boxes, shifted)[0] >= 0.5
+
+
 def test_retinaface_anchors_line_up_with_the_graphs_outputs():
     """The decoder's anchors are one per output row, for sizes that are and are not multiples of the strides."""
     from facekit.vision.retinaface import RetinaFace, anchors

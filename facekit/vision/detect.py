@@ -6,14 +6,19 @@ pipeline is ``facekit.vision.mtcnn_fast.detect_face`` (facenet-pytorch's result 
 faster). Landmarks always come from MTCNN's O-Net, on RetinaFace's boxes too, the landmarks the
 attribute model's crops were made from.
 
-Detection looks for faces down to a size given in the original photo's pixels, on a copy
-shrunk to at most ``max_side`` (bounded time and memory for huge photos); boxes and
-landmarks are mapped back so crops come from the full-resolution original. Photos of different sizes are batched by grouping equal sizes, since MTCNN's own
-batch mode needs one size per call. No face is a normal result with a reason.
+RetinaFace reads a photo in up to two passes. The quick pass runs the small graph on a copy
+shrunk as far as the minimum face size allows; a portrait, where it finds one face, is done.
+Where it finds none or several, the photo may be a group photo whose small faces it cannot see,
+and the crowd pass reads it again with the larger graph at full size: its faces are the answer
+whenever it finds any. Every search copy is at most ``max_side`` pixels on its longer side
+(bounded time and memory for huge photos); boxes and landmarks are mapped back so crops come
+from the full-resolution original. MTCNN's photos of different sizes are batched by grouping
+equal sizes, since its batch mode needs one size per call. No face is a normal result with a
+reason.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -22,7 +27,7 @@ from facenet_pytorch import MTCNN
 from PIL import Image
 
 from facekit.vision.mtcnn_fast import detect_face, onet_landmarks, pool_channels_last, trace_nets
-from facekit.vision.retinaface import SMALLEST_ANCHOR, RetinaFace
+from facekit.vision.retinaface import SMALLEST_ANCHOR, CrowdRetinaFace, RetinaFace
 
 DETECTORS = ("retinaface", "mtcnn")
 # The smallest face each detector is asked to find in the copy it searches: MTCNN's own default,
@@ -35,6 +40,9 @@ DEFAULT_SCORE = {"mtcnn": 0.9, "retinaface": 0.7}
 # RetinaFace's boxes from this score on are candidates, so a photo where none passes the threshold
 # can say how close the best came, as MTCNN's can.
 CANDIDATE_SCORE = 0.3
+# The face height, in pixels of the copy it reads, from which the quick graph finds faces about as
+# well as at full size: the quick pass shrinks a photo until a ``min_face_size`` face is this tall.
+QUICK_FACE = 28
 
 
 @dataclass(frozen=True)
@@ -42,23 +50,27 @@ class DetectorSettings:
     """What the detector looks for, and how hard.
 
     ``detector``: ``"retinaface"`` or ``"mtcnn"``. ``min_face_size``: the smallest face height,
-    in pixels of the original photo, that is surely looked for (MTCNN skips smaller faces, which
-    is what keeps its photos fast). ``max_side``: the searched copy is shrunk to at most this many
-    pixels on its longer side (time and memory stay bounded for huge photos); where that shrinks
-    a ``min_face_size`` face below the detector's ``SEARCH_MIN`` pixels, the smallest face looked
-    for grows to that ``SEARCH_MIN`` times the shrink factor (see ``smallest_face``). RetinaFace
-    searches the copy in one pass whatever the minimum, so it also returns smaller faces it
-    happens to find; MTCNN's pyramid starts at the minimum. ``score_threshold``: the least final
-    score a face needs (None: the detector's ``DEFAULT_SCORE``). ``thresholds``: MTCNN's three
-    stages' own score thresholds. ``scale_factor``: the ratio between levels of MTCNN's image
-    pyramid (smaller: fewer levels, faster, sizes coarser). Boxes and landmarks always map back
-    to the original photo's pixels; landmarks come from MTCNN's O-Net with either detector.
+    in pixels of the original photo, that every photo is searched for (MTCNN skips smaller
+    faces, which is what keeps its photos fast; RetinaFace's quick pass shrinks the photo as far
+    as this allows). ``crowd_pass``: RetinaFace reads a photo again with its larger graph, at
+    full size and for faces down to its ``SMALLEST_ANCHOR`` pixels, when the quick pass found no
+    face or more than one (False: the quick pass is the answer, for speed). ``max_side``: every
+    searched copy is shrunk to at most this many pixels on its longer side (time and memory
+    stay bounded for huge photos); where that shrinks a ``min_face_size`` face below the
+    detector's ``SEARCH_MIN`` pixels, the smallest face looked for grows to that ``SEARCH_MIN``
+    times the shrink factor (see ``smallest_face``). ``score_threshold``: the least final score
+    a face needs, in either pass (None: the detector's ``DEFAULT_SCORE``). ``thresholds``:
+    MTCNN's three stages' own score thresholds. ``scale_factor``: the ratio between levels of
+    MTCNN's image pyramid (smaller: fewer levels, faster, sizes coarser). Boxes and landmarks
+    always map back to the original photo's pixels; landmarks come from MTCNN's O-Net with
+    either detector.
     """
 
     detector: str = "retinaface"
     min_face_size: int = 40
     score_threshold: float | None = None
     max_side: int = 1280
+    crowd_pass: bool = True
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     scale_factor: float = 0.709
 
@@ -78,12 +90,18 @@ class DetectorSettings:
         search = SEARCH_MIN[self.detector]
         return float(self.min_face_size) if factor == 1.0 else max(float(self.min_face_size), search * factor)
 
+    def quick_scale(self) -> float:
+        """How much RetinaFace's quick pass shrinks the search copy (1 = not at all): until a
+        ``min_face_size`` face is ``QUICK_FACE`` pixels tall, never enlarging it."""
+        return min(1.0, QUICK_FACE / self.min_face_size)
+
     def to_dict(self) -> dict:
         return {
             "detector": self.detector,
             "min_face_size": self.min_face_size,
             "score_threshold": self.score_threshold,
             "max_side": self.max_side,
+            "crowd_pass": self.crowd_pass,
             "thresholds": list(self.thresholds),
             "scale_factor": self.scale_factor,
         }
@@ -97,6 +115,7 @@ class Detection:
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
     scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
     reason: str = ""  # why there is no face, when there is none
+    crowd_pass: bool = False  # whether RetinaFace's crowd pass read the photo (see DetectorSettings)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -145,6 +164,7 @@ class FaceDetector:
         pool_channels_last(self.mtcnn.onet)
         trace_nets(self.mtcnn)
         self.retinaface = RetinaFace() if settings.detector == "retinaface" else None
+        self.crowd = CrowdRetinaFace() if self.retinaface is not None and settings.crowd_pass else None
 
     def __call__(self, images: Image.Image | Sequence[Image.Image]) -> Detection | list[Detection]:
         if isinstance(images, Image.Image):
@@ -177,14 +197,25 @@ class FaceDetector:
         return results  # type: ignore[return-value]
 
     def _retinaface(self, pixels: np.ndarray, factor: float) -> Detection:
-        """RetinaFace's boxes and scores, O-Net's landmarks (``_to_detection`` applies the score threshold)."""
-        threshold = min(self.settings.score_threshold, CANDIDATE_SCORE)
-        boxes, scores = self.retinaface(pixels, threshold, threads=torch.get_num_threads())
+        """The quick pass, then the crowd pass where it found no face or several (``DetectorSettings``);
+        O-Net's landmarks on the search copy (``_to_detection`` applies the score threshold)."""
+        threshold, threads = self.settings.score_threshold, torch.get_num_threads()
+        quick = self.settings.quick_scale()
+        copy = pixels if quick == 1.0 else np.asarray(Image.fromarray(pixels).resize(
+            (max(1, round(pixels.shape[1] * quick)), max(1, round(pixels.shape[0] * quick))), Image.BILINEAR))
+        boxes, scores = self.retinaface(copy, min(threshold, CANDIDATE_SCORE), threads=threads)
+        boxes = boxes * np.array([pixels.shape[1] / copy.shape[1], pixels.shape[0] / copy.shape[0]] * 2, np.float32)
+        crowd = self.crowd is not None and int((scores >= threshold).sum()) != 1
+        if crowd:
+            crowd_boxes, crowd_scores = self.crowd(pixels, threshold, threads=threads)
+            if len(crowd_boxes):
+                boxes, scores = crowd_boxes, crowd_scores
         points = np.zeros((len(boxes), 5, 2), np.float32)
-        passed = scores >= self.settings.score_threshold
+        passed = scores >= threshold
         with torch.inference_mode():
             points[passed] = onet_landmarks(pixels, boxes[passed], self.mtcnn.onet)
-        return self._to_detection(boxes, scores, points, factor)
+        found = self._to_detection(boxes, scores, points, factor)
+        return replace(found, crowd_pass=crowd)
 
     def _shrink(self, image: Image.Image) -> tuple[Image.Image, float]:
         image = image.convert("RGB")

