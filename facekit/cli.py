@@ -75,7 +75,7 @@ def weights_import(
     typer.echo(f"backbone weights: {path}")
 
 
-DETECTOR_HELP = ("Face detector: retinaface (a quick pass, and a larger graph for photos with no face or several, "
+DETECTOR_HELP = ("Face detector: retinaface (a quick pass, and a larger graph for any photo but a plain portrait, "
                  "which finds more of a group photo's small and turned faces) or mtcnn.")
 
 

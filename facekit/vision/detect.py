@@ -7,10 +7,10 @@ faster). Landmarks always come from MTCNN's O-Net, on RetinaFace's boxes too, th
 attribute model's crops were made from.
 
 RetinaFace reads a photo in up to two passes. The quick pass runs the small graph on a copy
-shrunk as far as the minimum face size allows; a portrait, where it finds one face, is done.
-Where it finds none or several, the photo may be a group photo whose small faces it cannot see,
-and the crowd pass reads it again with the larger graph at full size: its faces are the answer
-whenever it finds any. Every search copy is at most ``max_side`` pixels on its longer side
+shrunk as far as the minimum face size allows; a portrait, where it is sure of one face and
+sees no other candidate, is done. Anything else may be a group photo whose small faces it
+cannot see, and the crowd pass reads it again with the larger graph at full size: its faces are
+the answer whenever it finds any. Every search copy is at most ``max_side`` pixels on its longer side
 (bounded time and memory for huge photos); boxes and landmarks are mapped back so crops come
 from the full-resolution original. MTCNN's photos of different sizes are batched by grouping
 equal sizes, since its batch mode needs one size per call. No face is a normal result with a
@@ -37,8 +37,8 @@ SEARCH_MIN = {"mtcnn": 20, "retinaface": SMALLEST_ANCHOR}
 # facenet-pytorch's examples use it; RetinaFace's, chosen on wider-dev's group photos against
 # their false boxes (docs/benchmarks.md).
 DEFAULT_SCORE = {"mtcnn": 0.9, "retinaface": 0.7}
-# RetinaFace's boxes from this score on are candidates, so a photo where none passes the threshold
-# can say how close the best came, as MTCNN's can.
+# RetinaFace's boxes from this score on are candidates: a photo where none passes the threshold can
+# say how close the best came, as MTCNN's can, and a doubtful second face sends a photo to the crowd pass.
 CANDIDATE_SCORE = 0.3
 # The face height, in pixels of the copy it reads, from which the quick graph finds faces about as
 # well as at full size: the quick pass shrinks a photo until a ``min_face_size`` face is this tall.
@@ -53,8 +53,9 @@ class DetectorSettings:
     in pixels of the original photo, that every photo is searched for (MTCNN skips smaller
     faces, which is what keeps its photos fast; RetinaFace's quick pass shrinks the photo as far
     as this allows). ``crowd_pass``: RetinaFace reads a photo again with its larger graph, at
-    full size and for faces down to its ``SMALLEST_ANCHOR`` pixels, when the quick pass found no
-    face or more than one (False: the quick pass is the answer, for speed). ``max_side``: every
+    full size and for faces down to its ``SMALLEST_ANCHOR`` pixels, unless the quick pass found
+    one face and no other candidate of ``CANDIDATE_SCORE`` (False: the quick pass is the answer,
+    for speed). ``max_side``: every
     searched copy is shrunk to at most this many pixels on its longer side (time and memory
     stay bounded for huge photos); where that shrinks a ``min_face_size`` face below the
     detector's ``SEARCH_MIN`` pixels, the smallest face looked for grows to that ``SEARCH_MIN``
@@ -197,7 +198,7 @@ class FaceDetector:
         return results  # type: ignore[return-value]
 
     def _retinaface(self, pixels: np.ndarray, factor: float) -> Detection:
-        """The quick pass, then the crowd pass where it found no face or several (``DetectorSettings``);
+        """The quick pass, then the crowd pass unless it found one face and no other candidate (``DetectorSettings``);
         O-Net's landmarks on the search copy (``_to_detection`` applies the score threshold)."""
         threshold, threads = self.settings.score_threshold, torch.get_num_threads()
         quick = self.settings.quick_scale()
@@ -205,7 +206,7 @@ class FaceDetector:
             (max(1, round(pixels.shape[1] * quick)), max(1, round(pixels.shape[0] * quick))), Image.BILINEAR))
         boxes, scores = self.retinaface(copy, min(threshold, CANDIDATE_SCORE), threads=threads)
         boxes = boxes * np.array([pixels.shape[1] / copy.shape[1], pixels.shape[0] / copy.shape[0]] * 2, np.float32)
-        crowd = self.crowd is not None and int((scores >= threshold).sum()) != 1
+        crowd = self.crowd is not None and not (len(scores) == 1 and scores[0] >= threshold)
         if crowd:
             crowd_boxes, crowd_scores = self.crowd(pixels, threshold, threads=threads)
             if len(crowd_boxes):
