@@ -10,11 +10,11 @@ RetinaFace reads a photo in up to two passes. The quick pass runs the small grap
 shrunk as far as the minimum face size allows; a portrait, where it is sure of one face and
 sees no other candidate, is done. Anything else may be a group photo whose small faces it
 cannot see, and the crowd pass reads it again with the larger graph at full size: its faces are
-the answer whenever it finds any. Every search copy is at most ``max_side`` pixels on its longer side
-(bounded time and memory for huge photos); boxes and landmarks are mapped back so crops come
-from the full-resolution original. MTCNN's photos of different sizes are batched by grouping
-equal sizes, since its batch mode needs one size per call. No face is a normal result with a
-reason.
+the answer whenever it finds any. Every search copy is at most ``max_side`` pixels on its
+longer side (bounded time and memory for huge photos); boxes and landmarks are mapped back so
+crops come from the full-resolution original. MTCNN's photos of different sizes are batched by
+grouping equal sizes, since its batch mode needs one size per call. No face is a normal result
+with a reason.
 """
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ DEFAULT_SCORE = {"mtcnn": 0.9, "retinaface": 0.7}
 # RetinaFace's boxes from this score on are candidates: a photo where none passes the threshold can
 # say how close the best came, as MTCNN's can, and a doubtful second face sends a photo to the crowd pass.
 CANDIDATE_SCORE = 0.3
-# The face height, in pixels of the copy it reads, from which the quick graph finds faces about as
-# well as at full size: the quick pass shrinks a photo until a ``min_face_size`` face is this tall.
+# The height a ``min_face_size`` face has in the quick pass's copy: a smaller copy is quicker, and
+# under about this height the quick graph starts to miss faces it finds at full size (docs/benchmarks.md).
 QUICK_FACE = 28
 
 
@@ -54,17 +54,16 @@ class DetectorSettings:
     faces, which is what keeps its photos fast; RetinaFace's quick pass shrinks the photo as far
     as this allows). ``crowd_pass``: RetinaFace reads a photo again with its larger graph, at
     full size and for faces down to its ``SMALLEST_ANCHOR`` pixels, unless the quick pass found
-    one face and no other candidate of ``CANDIDATE_SCORE`` (False: the quick pass is the answer,
-    for speed). ``max_side``: every
-    searched copy is shrunk to at most this many pixels on its longer side (time and memory
-    stay bounded for huge photos); where that shrinks a ``min_face_size`` face below the
-    detector's ``SEARCH_MIN`` pixels, the smallest face looked for grows to that ``SEARCH_MIN``
-    times the shrink factor (see ``smallest_face``). ``score_threshold``: the least final score
-    a face needs, in either pass (None: the detector's ``DEFAULT_SCORE``). ``thresholds``:
-    MTCNN's three stages' own score thresholds. ``scale_factor``: the ratio between levels of
-    MTCNN's image pyramid (smaller: fewer levels, faster, sizes coarser). Boxes and landmarks
-    always map back to the original photo's pixels; landmarks come from MTCNN's O-Net with
-    either detector.
+    one face and no other candidate of ``CANDIDATE_SCORE`` (False: the quick pass is always the
+    answer, for speed). ``max_side``: every searched copy is shrunk to at most this many pixels
+    on its longer side (time and memory stay bounded for huge photos); where that shrinks a
+    ``min_face_size`` face below the detector's ``SEARCH_MIN`` pixels, the smallest face looked
+    for grows to that ``SEARCH_MIN`` times the shrink factor (see ``smallest_face``).
+    ``score_threshold``: the least final score a face needs, in either pass (None: the
+    detector's ``DEFAULT_SCORE``). ``thresholds``: MTCNN's three stages' own score thresholds.
+    ``scale_factor``: the ratio between levels of MTCNN's image pyramid (smaller: fewer levels,
+    faster, sizes coarser). Boxes and landmarks always map back to the original photo's pixels;
+    landmarks come from MTCNN's O-Net with either detector.
     """
 
     detector: str = "retinaface"
